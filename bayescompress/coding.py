@@ -1,0 +1,410 @@
+"""Entropy coding of integer symbols: a frequency table (the model) and a range-coded stream (the coder).
+
+The table keeps the symbols that pay for their entry; rare ones are sent as an escape symbol
+followed by their raw bits (the paper's concatenation code, S1.1), which bounds the alphabet
+and keeps the table a small part of the file.  The coder's model is rebuilt from the integers
+in the table alone: counts -> fixed-point probabilities by integer arithmetic -> constriction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BayesCompressError
+
+PRECISION = 24  # constriction's Categorical works on 24-bit fixed-point probabilities
+MAX_TABLE_SYMBOLS = 1 << 20
+_CHUNK_BITS = 8
+# stated in every archive header; docs/archive-format.md spells each field out
+CODER_SPEC = {
+    "name": "constriction-range",
+    "word_bits": 32,
+    "state_bits": 64,
+    "precision": PRECISION,
+    "model": "exact-fixed-point",
+    "escape_chunk_bits": _CHUNK_BITS,
+}
+
+
+# ----------------------------------------------------------------------------- varints
+
+
+def zigzag(values: np.ndarray) -> np.ndarray:
+    """Map int64 to uint64 so that small magnitudes get small codes: 0,-1,1,-2 -> 0,1,2,3."""
+    values = np.asarray(values, dtype=np.int64)
+    return ((values << 1) ^ (values >> 63)).view(np.uint64)
+
+
+def unzigzag(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.uint64)
+    return ((codes >> np.uint64(1)) ^ (np.uint64(0) - (codes & np.uint64(1)))).view(np.int64)
+
+
+def varint_sizes(values: np.ndarray) -> np.ndarray:
+    """Bytes each unsigned value takes as a LEB128 varint."""
+    values = np.asarray(values, dtype=np.uint64)
+    sizes = np.ones(values.shape, dtype=np.int64)
+    for shift in range(7, 64, 7):
+        sizes += values >= (np.uint64(1) << np.uint64(shift))
+    return sizes
+
+
+def encode_varints(values: np.ndarray) -> bytes:
+    """LEB128 encoding of unsigned integers, vectorized over the array.
+
+    >>> encode_varints(np.array([0, 1, 127, 128, 300])).hex()
+    '00017f8001ac02'
+    """
+    values = np.asarray(values, dtype=np.uint64).ravel()
+    sizes = varint_sizes(values)
+    ends = np.cumsum(sizes)
+    out = np.empty(int(ends[-1]) if values.size else 0, dtype=np.uint8)
+    starts = ends - sizes
+    for position in range(int(sizes.max()) if values.size else 0):
+        has = sizes > position
+        chunk = (values[has] >> np.uint64(7 * position)) & np.uint64(0x7F)
+        more = (sizes[has] > position + 1).astype(np.uint64) << np.uint64(7)
+        out[starts[has] + position] = (chunk | more).astype(np.uint8)
+    return out.tobytes()
+
+
+def decode_varints(buffer: bytes | memoryview, count: int, offset: int = 0) -> tuple[np.ndarray, int]:
+    """Read ``count`` varints from ``buffer[offset:]``; return them and the offset after them."""
+    if count == 0:
+        return np.zeros(0, dtype=np.uint64), offset
+    data = np.frombuffer(buffer, dtype=np.uint8, offset=offset)
+    ends = np.flatnonzero(data < 0x80)
+    if ends.size < count:
+        raise BayesCompressError("frequency table is truncated")
+    ends = ends[:count]
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    sizes = ends - starts + 1
+    if sizes.max() > 10:
+        raise BayesCompressError("frequency table holds an over-long varint")
+    values = np.zeros(count, dtype=np.uint64)
+    for position in range(int(sizes.max())):
+        has = sizes > position
+        byte = data[starts[has] + position].astype(np.uint64) & np.uint64(0x7F)
+        values[has] |= byte << np.uint64(7 * position)
+    return values, offset + int(ends[-1]) + 1
+
+
+def read_varint(buffer: bytes | memoryview, offset: int) -> tuple[int, int]:
+    values, offset = decode_varints(buffer, 1, offset)
+    return int(values[0]), offset
+
+
+# --------------------------------------------------------------------- fixed-point model
+
+
+def fixed_point_probabilities(counts: np.ndarray, precision: int = PRECISION) -> np.ndarray:
+    """Integer probabilities >= 1 summing to 2^precision, proportional to ``counts``.
+
+    Pure integer arithmetic, so every machine derives the same model from the same counts.
+
+    >>> fixed_point_probabilities(np.array([3, 1]), precision=4).tolist()
+    [12, 4]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = 1 << precision
+    n = counts.size
+    if n == 0 or n > total or counts.min() < 1:
+        raise BayesCompressError("frequency table needs 1 .. 2^precision positive counts")
+    grand = int(counts.sum())
+    if grand >= 1 << (62 - precision):
+        raise BayesCompressError("frequency table counts are too large")
+    scaled = counts << precision
+    probs = np.maximum(scaled // grand, 1)
+    remainders = scaled % grand
+    deficit = total - int(probs.sum())
+    if deficit > 0:  # largest remainders first, ties to the lower index
+        order = np.lexsort((np.arange(n), -remainders))
+        probs[order[:deficit]] += 1
+    while deficit < 0:  # the floor of 1 overshot: take from the largest entries
+        order = np.lexsort((np.arange(n), -probs))
+        takers = order[probs[order] > 1][: -deficit]
+        probs[takers] -= 1
+        deficit += takers.size
+        deficit = total - int(probs.sum())
+    return probs
+
+
+def categorical_model(probs: np.ndarray):
+    """A constriction model whose fixed-point probabilities are exactly ``probs``.
+
+    constriction's fast quantizer gives symbol i the weight floor(cumsum * scale) + i; with
+    float weights probs - 1 summing to 2^precision - n, the scale is exactly 1 and the
+    quantized model equals ``probs`` bit for bit.
+    """
+    import constriction
+
+    weights = (np.asarray(probs, dtype=np.int64) - 1).astype(np.float64)
+    return constriction.stream.model.Categorical(weights, lazy=False, perfect=False)
+
+
+def _uniform_probs(bits: int) -> np.ndarray:
+    return np.full(1 << bits, 1 << (PRECISION - bits), dtype=np.int64)
+
+
+# ------------------------------------------------------------------ frequency table
+
+
+@dataclass
+class FrequencyTable:
+    """Which symbols are coded directly and how often; the rest are escaped with raw bits.
+
+    ``lengths`` and ``length_counts`` describe the bit lengths of the escaped symbols (their
+    zigzag code when the table is signed), which are coded before the raw bits.
+    """
+
+    symbols: np.ndarray
+    counts: np.ndarray
+    signed: bool
+    escape_count: int = 0
+    lengths: np.ndarray | None = None
+    length_counts: np.ndarray | None = None
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum()) + self.escape_count
+
+    @property
+    def alphabet_size(self) -> int:
+        return self.symbols.size + (1 if self.escape_count else 0)
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> FrequencyTable:
+        """Choose the cheapest split into table symbols and escapes for these symbols."""
+        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        unique, counts = np.unique(symbols, return_counts=True)
+        signed = bool(unique.size and unique[0] < 0)
+        escaped = _choose_escapes(unique, counts, signed)
+        table = cls(unique[~escaped], counts[~escaped], signed)
+        if escaped.any():
+            table.escape_count = int(counts[escaped].sum())
+            lengths = _bit_lengths(_raw_codes(unique[escaped], signed))
+            bins = np.bincount(lengths, weights=counts[escaped], minlength=65).astype(np.int64)
+            table.lengths = np.flatnonzero(bins).astype(np.int64)
+            table.length_counts = bins[table.lengths]
+        return table
+
+    def to_bytes(self) -> bytes:
+        """Serialize: flags, symbol count, first symbol and gaps, counts, escape lengths."""
+        parts = [bytes([1 if self.signed else 0]), encode_varints(np.array([self.symbols.size]))]
+        if self.symbols.size:
+            first = _raw_codes(self.symbols[:1], self.signed)
+            gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
+            parts += [encode_varints(first), encode_varints(gaps), encode_varints(self.counts)]
+        parts.append(encode_varints(np.array([self.escape_count])))
+        if self.escape_count:
+            parts.append(encode_varints(np.array([self.lengths.size])))
+            parts.append(encode_varints(self.lengths))
+            parts.append(encode_varints(self.length_counts))
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, buffer: bytes | memoryview, offset: int = 0) -> tuple[FrequencyTable, int]:
+        """Parse one table at ``offset``; return it and the offset just after it."""
+        if offset >= len(buffer):
+            raise BayesCompressError("frequency table is truncated")
+        flags = buffer[offset]
+        if flags not in (0, 1):
+            raise BayesCompressError("frequency table has unknown flags")
+        signed = flags == 1
+        n, offset = read_varint(buffer, offset + 1)
+        if n > MAX_TABLE_SYMBOLS:
+            raise BayesCompressError("frequency table is larger than any writer produces")
+        symbols = np.zeros(0, dtype=np.int64)
+        counts = np.zeros(0, dtype=np.int64)
+        if n:
+            first, offset = decode_varints(buffer, 1, offset)
+            gaps, offset = decode_varints(buffer, n - 1, offset)
+            raw_counts, offset = decode_varints(buffer, n, offset)
+            start = unzigzag(first) if signed else first.astype(np.int64)
+            if gaps.size and (gaps.max() >= np.uint64(1 << 62)):
+                raise BayesCompressError("frequency table symbol gaps are out of range")
+            symbols = np.concatenate((start, start[0] + np.cumsum(gaps.astype(np.int64) + 1)))
+            counts = raw_counts.astype(np.int64)
+            if counts.min() < 1 or raw_counts.max() >= np.uint64(1 << 40):
+                raise BayesCompressError("frequency table counts are out of range")
+        escape_count, offset = read_varint(buffer, offset)
+        table = cls(symbols, counts, signed, escape_count)
+        if escape_count:
+            n_lengths, offset = read_varint(buffer, offset)
+            if not 1 <= n_lengths <= 65:
+                raise BayesCompressError("frequency table escape lengths are out of range")
+            lengths, offset = decode_varints(buffer, n_lengths, offset)
+            length_counts, offset = decode_varints(buffer, n_lengths, offset)
+            if lengths.max() > 64 or np.any(np.diff(lengths.astype(np.int64)) <= 0):
+                raise BayesCompressError("frequency table escape lengths are out of range")
+            table.lengths = lengths.astype(np.int64)
+            table.length_counts = length_counts.astype(np.int64)
+            if table.length_counts.sum() != escape_count or table.length_counts.min() < 1:
+                raise BayesCompressError("frequency table escape counts do not add up")
+        return table, offset
+
+    def model_probabilities(self) -> np.ndarray:
+        counts = self.counts
+        if self.escape_count:
+            counts = np.append(counts, self.escape_count)
+        return fixed_point_probabilities(counts)
+
+    def ideal_bits(self) -> float:
+        """Bits the stream needs under this table's fixed-point model (before coder overhead)."""
+        bits = 0.0
+        if self.alphabet_size > 1:
+            probs = self.model_probabilities()
+            freq = np.append(self.counts, self.escape_count) if self.escape_count else self.counts
+            bits += float(np.sum(freq * (PRECISION - np.log2(probs))))
+        if self.escape_count:
+            if self.lengths.size > 1:
+                probs = fixed_point_probabilities(self.length_counts)
+                bits += float(np.sum(self.length_counts * (PRECISION - np.log2(probs))))
+            bits += float(np.sum(self.length_counts * np.maximum(self.lengths - 1, 0)))
+        return bits
+
+
+def empirical_entropy_bits(symbols: np.ndarray) -> float:
+    """N log2 N - sum c log2 c: the bits an ideal coder needs given the symbols' own frequencies."""
+    _, counts = np.unique(np.asarray(symbols).ravel(), return_counts=True)
+    total = counts.sum()
+    return float(total * np.log2(total) - np.sum(counts * np.log2(counts))) if total else 0.0
+
+
+def _raw_codes(symbols: np.ndarray, signed: bool) -> np.ndarray:
+    return zigzag(symbols) if signed else np.asarray(symbols, dtype=np.int64).view(np.uint64)
+
+
+def _bit_lengths(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.uint64)
+    lengths = np.zeros(codes.shape, dtype=np.int64)
+    remaining = codes.copy()
+    for shift in (32, 16, 8, 4, 2, 1):
+        big = remaining >= (np.uint64(1) << np.uint64(shift))
+        lengths[big] += shift
+        remaining[big] >>= np.uint64(shift)
+    return lengths + (remaining > 0)
+
+
+def _choose_escapes(unique: np.ndarray, counts: np.ndarray, signed: bool) -> np.ndarray:
+    """Escape the symbols whose table entry costs more than sending them raw (estimated bits)."""
+    n = unique.size
+    escaped = np.zeros(n, dtype=bool)
+    if n <= 1:
+        return escaped
+    total = float(counts.sum())
+    codes = _raw_codes(unique, signed)
+    raw_bits = np.maximum(_bit_lengths(codes) - 1, 0) + 3.0  # payload + about 3 bits of length
+    gaps = np.diff(unique, prepend=unique[0]).astype(np.uint64)
+    entry_bits = 8.0 * (varint_sizes(gaps) + varint_sizes(counts.astype(np.uint64)))
+    keep_bits = entry_bits + counts * np.log2(total / counts)
+    # escaping first the symbols with the most to gain, try every prefix and keep the best
+    advantage = keep_bits - counts * raw_bits
+    order = np.argsort(-advantage, kind="stable")
+    escaped_counts = np.cumsum(counts[order])
+    escaped_costs = np.cumsum((counts * raw_bits - keep_bits)[order])
+    costs = escaped_costs + escaped_counts * np.log2(total / escaped_counts) + 16.0
+    costs = np.concatenate(([0.0], costs))
+    min_escapes = max(0, n - MAX_TABLE_SYMBOLS)
+    best = min_escapes + int(np.argmin(costs[min_escapes:]))
+    escaped[order[:best]] = True
+    return escaped
+
+
+# ------------------------------------------------------------------ stream coder
+
+
+def encode_stream(blocks: list[tuple[np.ndarray, FrequencyTable]]) -> bytes:
+    """Range-code each block's symbols with its table, in order, into one stream of 32-bit words."""
+    import constriction
+
+    encoder = constriction.stream.queue.RangeEncoder()
+    for symbols, table in blocks:
+        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        position = np.searchsorted(table.symbols, symbols)
+        in_table = position < table.symbols.size
+        in_table[in_table] = table.symbols[position[in_table]] == symbols[in_table]
+        if table.alphabet_size > 1:
+            dense = np.where(in_table, position, table.symbols.size).astype(np.int32)
+            encoder.encode(dense, categorical_model(table.model_probabilities()))
+        elif table.alphabet_size == 1 and table.escape_count == 0 and not in_table.all():
+            raise BayesCompressError("internal: symbol missing from its frequency table")
+        if table.escape_count:
+            codes = _raw_codes(symbols[~in_table], table.signed)
+            if codes.size != table.escape_count:
+                raise BayesCompressError("internal: escape count does not match the table")
+            _encode_escapes(encoder, codes, table)
+    words = encoder.get_compressed()
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def _encode_escapes(encoder, codes: np.ndarray, table: FrequencyTable) -> None:
+    lengths = _bit_lengths(codes)
+    if table.lengths.size > 1:
+        dense = np.searchsorted(table.lengths, lengths).astype(np.int32)
+        encoder.encode(dense, categorical_model(fixed_point_probabilities(table.length_counts)))
+    payload_bits = np.maximum(lengths - 1, 0)
+    payload = codes & ((np.uint64(1) << np.maximum(lengths - 1, 0).astype(np.uint64)) - np.uint64(1))
+    for chunk, bits, selected in _chunk_plan(payload_bits):
+        values = (payload[selected] >> np.uint64(chunk * _CHUNK_BITS)) & np.uint64((1 << bits) - 1)
+        encoder.encode(values.astype(np.int32), categorical_model(_uniform_probs(bits)))
+
+
+def _chunk_plan(payload_bits: np.ndarray):
+    """Order in which raw payload chunks are coded: by chunk index, then by chunk width."""
+    for chunk in range(64 // _CHUNK_BITS):
+        widths = np.clip(payload_bits - chunk * _CHUNK_BITS, 0, _CHUNK_BITS)
+        if not widths.any():
+            break
+        for bits in range(1, _CHUNK_BITS + 1):
+            selected = np.flatnonzero(widths == bits)
+            if selected.size:
+                yield chunk, bits, selected
+
+
+def decode_stream(stream: bytes, blocks: list[tuple[int, FrequencyTable]]) -> list[np.ndarray]:
+    """Inverse of encode_stream: ``blocks`` gives each block's symbol count and table."""
+    import constriction
+
+    if len(stream) % 4:
+        raise BayesCompressError("stream length is not a whole number of 32-bit words")
+    words = np.frombuffer(stream, dtype="<u4").astype(np.uint32)
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    decoded = []
+    for count, table in blocks:
+        if table.total != count:
+            raise BayesCompressError(
+                f"frequency table covers {table.total} symbols but the tensor has {count}"
+            )
+        if table.alphabet_size > 1:
+            dense = np.asarray(decoder.decode(categorical_model(table.model_probabilities()), count))
+        else:
+            dense = np.zeros(count, dtype=np.int32)  # the one symbol, or the escape
+        symbols = np.empty(count, dtype=np.int64)
+        in_table = dense < table.symbols.size
+        symbols[in_table] = table.symbols[dense[in_table]]
+        if table.escape_count:
+            escapes = int(np.count_nonzero(~in_table))
+            if escapes != table.escape_count:
+                raise BayesCompressError("stream decodes to a different number of escapes")
+            codes = _decode_escapes(decoder, escapes, table)
+            symbols[~in_table] = unzigzag(codes) if table.signed else codes.view(np.int64)
+        decoded.append(symbols)
+    return decoded
+
+
+def _decode_escapes(decoder, count: int, table: FrequencyTable) -> np.ndarray:
+    if table.lengths.size > 1:
+        model = categorical_model(fixed_point_probabilities(table.length_counts))
+        lengths = table.lengths[np.asarray(decoder.decode(model, count))]
+    else:
+        lengths = np.full(count, table.lengths[0], dtype=np.int64)
+    payload_bits = np.maximum(lengths - 1, 0)
+    payload = np.zeros(count, dtype=np.uint64)
+    for chunk, bits, selected in _chunk_plan(payload_bits):
+        values = np.asarray(decoder.decode(categorical_model(_uniform_probs(bits)), selected.size))
+        payload[selected] |= values.astype(np.uint64) << np.uint64(chunk * _CHUNK_BITS)
+    leading = np.where(lengths > 0, np.uint64(1) << np.maximum(lengths - 1, 0).astype(np.uint64), 0)
+    return payload | leading.astype(np.uint64)

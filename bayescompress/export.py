@@ -1,0 +1,121 @@
+"""Writers for unpacked models: npz, HDF5, and word2vec files that gensim loads without glue.
+
+Every writer goes through a temporary file and a rename, so a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .errors import BayesCompressError
+from .files import atomic_output
+
+FORMATS = ("npz", "hdf5", "word2vec")
+VALUES_FORMAT = "bayescompress-values"
+_SUFFIXES = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".txt": "word2vec", ".bin": "word2vec",
+             ".vec": "word2vec", ".w2v": "word2vec"}
+
+
+def format_for(path: str | os.PathLike, requested: str | None) -> str:
+    """The export format: as requested, else guessed from the file suffix."""
+    if requested is not None:
+        if requested not in FORMATS:
+            raise BayesCompressError(f"unknown format {requested!r} (formats: {', '.join(FORMATS)})")
+        return requested
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix not in _SUFFIXES:
+        raise BayesCompressError(f"{path}: cannot tell the format from the suffix; pass --format")
+    return _SUFFIXES[suffix]
+
+
+def write_npz(unpacked, path: str | os.PathLike) -> None:
+    """One array per tensor under its name; ``vocab`` and ``counts`` beside them when present."""
+    arrays = dict(unpacked.tensors)
+    if unpacked.vocab is not None:
+        clash = {"vocab", "counts"} & set(arrays)
+        if clash:
+            raise BayesCompressError(f"tensor name {clash.pop()!r} clashes with the vocabulary key")
+        arrays["vocab"] = np.array(unpacked.vocab.words, dtype=str)
+        if unpacked.vocab.counts is not None:
+            arrays["counts"] = np.asarray(unpacked.vocab.counts, dtype=np.int64)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def write_hdf5(unpacked, path: str | os.PathLike) -> None:
+    """/tensors/NAME datasets of values, /vocab like the posterior file, JSON attributes."""
+    import h5py
+
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = VALUES_FORMAT
+        h5.attrs["format_version"] = 1
+        h5.attrs["kind"] = unpacked.kind
+        h5.attrs["metadata"] = json.dumps(unpacked.metadata, sort_keys=True)
+        h5.attrs["archive_method"] = str(unpacked.header.get("method"))
+        h5.attrs["archive_config"] = json.dumps(unpacked.header.get("config"), sort_keys=True)
+        if unpacked.model_spec is not None:
+            h5.attrs["model_spec"] = json.dumps(unpacked.model_spec, sort_keys=True)
+        group = h5.create_group("tensors")
+        group.attrs["order"] = json.dumps(list(unpacked.tensors))
+        for name, values in unpacked.tensors.items():
+            group.create_dataset(name, data=values)
+        if unpacked.vocab is not None:
+            vocab = h5.create_group("vocab")
+            vocab.create_dataset("words", data=np.array(unpacked.vocab.words, dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
+            if unpacked.vocab.counts is not None:
+                vocab.create_dataset("counts", data=np.asarray(unpacked.vocab.counts))
+
+
+def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarray]:
+    """The word-vector tensor of an embedding archive: ``tensor``, else U, else the only one."""
+    if unpacked.vocab is None:
+        raise BayesCompressError("archive has no vocabulary; it is not a word embedding")
+    names = list(unpacked.tensors)
+    if tensor is None:
+        tensor = "U" if "U" in unpacked.tensors else (names[0] if len(names) == 1 else None)
+        if tensor is None:
+            raise BayesCompressError(f"archive has several tensors ({', '.join(names)}); pick one")
+    if tensor not in unpacked.tensors:
+        raise BayesCompressError(f"archive has no tensor {tensor!r} (tensors: {', '.join(names)})")
+    matrix = unpacked.tensors[tensor]
+    if matrix.ndim != 2 or matrix.shape[0] != len(unpacked.vocab):
+        raise BayesCompressError(
+            f"tensor {tensor!r} has shape {matrix.shape}, not (vocabulary size, dimension)"
+        )
+    return tensor, matrix
+
+
+def to_keyed_vectors(unpacked, tensor: str | None = None):
+    """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored)."""
+    from gensim.models import KeyedVectors
+
+    _, matrix = embedding_matrix(unpacked, tensor)
+    vectors = KeyedVectors(vector_size=matrix.shape[1], count=len(unpacked.vocab))
+    extras = None
+    if unpacked.vocab.counts is not None:
+        extras = {"count": np.asarray(unpacked.vocab.counts, dtype=np.int64)}
+    vectors.add_vectors(unpacked.vocab.words, matrix.astype(np.float32), extras=extras)
+    return vectors
+
+
+def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None) -> None:
+    """word2vec format, binary when the name ends in .bin, that load_word2vec_format reads."""
+    vectors = to_keyed_vectors(unpacked, tensor)
+    binary = str(path).lower().endswith(".bin")
+    with atomic_output(path) as tmp:
+        vectors.save_word2vec_format(str(tmp), binary=binary)
+
+
+def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
+    if fmt == "npz":
+        write_npz(unpacked, path)
+    elif fmt == "hdf5":
+        write_hdf5(unpacked, path)
+    elif fmt == "word2vec":
+        write_word2vec(unpacked, path, tensor)
+    else:
+        raise BayesCompressError(f"unknown format {fmt!r}")

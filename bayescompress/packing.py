@@ -1,0 +1,284 @@
+"""pack and unpack: posterior -> quantizer -> frequency tables + range coder -> archive, and back.
+
+This module wires the stages together; each stage (vbq/quantizers, coding, sidedata, archive)
+knows nothing of the others.  Sizes reported here are the real bytes of the archive file.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .archive import read_archive, write_archive
+from .coding import CODER_SPEC, FrequencyTable, decode_stream, empirical_entropy_bits, encode_stream
+from .errors import BayesCompressError
+from .files import check_output_path
+from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
+from .quantizers import make_quantizer, quantizer_class
+from .sidedata import decode_side_data, encode_side_data
+
+ARCHIVE_FORMAT = "bayescompress-archive"
+MAX_LATENTS = 1 << 40
+
+
+@dataclass
+class PackResult:
+    """What pack wrote: real byte counts by part, and the values it chose per tensor."""
+
+    path: Path
+    total_bytes: int
+    header_bytes: int
+    table_bytes: int
+    side_bytes: int
+    stream_bytes: int
+    n_latents: int
+    entropy_bits: float
+    values: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    symbols: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+    @property
+    def bits_per_dim(self) -> float:
+        """8 x file bytes / number of quantized scalars."""
+        return 8.0 * self.total_bytes / self.n_latents
+
+    @property
+    def bits_per_dim_without_side(self) -> float:
+        return 8.0 * (self.total_bytes - self.side_bytes) / self.n_latents
+
+
+@dataclass
+class Unpacked:
+    """An archive's reconstructed tensors (in the posterior's dtypes) and its side data."""
+
+    tensors: dict[str, np.ndarray]
+    kind: str
+    vocab: Vocabulary | None
+    model_spec: dict | None
+    metadata: dict
+    header: dict
+
+
+def _progress(total: int, desc: str, show: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="latent", unit_scale=True, leave=False,
+                disable=None if show is None else not show)
+
+
+def pack(
+    source: Posterior | str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    method: str = "vbq",
+    tensors: list[str] | None = None,
+    overwrite: bool = False,
+    show_progress: bool | None = None,
+    **options,
+) -> PackResult:
+    """Quantize the posterior's tensors with ``method`` and write one archive.
+
+    ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).
+    """
+    inputs = (source,) if not isinstance(source, Posterior) else ()
+    check_output_path(out, overwrite=overwrite, inputs=inputs)
+    quantizer = make_quantizer(method, **options)
+    posterior = source if isinstance(source, Posterior) else Posterior.load(source, tensors)
+    posterior = posterior.select(tensors)
+    posterior.validate()
+    return pack_posterior(posterior, out, quantizer, show_progress)
+
+
+def pack_posterior(posterior: Posterior, out, quantizer, show_progress: bool | None = None) -> PackResult:
+    entries, blocks, tables, values, symbols = [], [], [], {}, {}
+    with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
+        for name, tensor in posterior.tensors.items():
+            quantized = quantizer.quantize(tensor.mean, tensor.std, progress=bar)
+            table = FrequencyTable.fit(quantized.symbols)
+            chosen = quantizer.dequantize(quantized.symbols, quantized.params, quantizer.config())
+            chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
+            values[name], symbols[name] = chosen, quantized.symbols
+            blocks.append((quantized.symbols, table))
+            tables.append(table.to_bytes())
+            entries.append({
+                "name": name,
+                "shape": list(tensor.shape),
+                "dtype": tensor.mean.dtype.name,
+                "params": quantized.params,
+                "values_crc32": _values_crc32(chosen),
+            })
+    side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
+    stream = encode_stream(blocks)
+    header = {
+        "format": ARCHIVE_FORMAT,
+        "writer": f"bayescompress {__version__}",
+        "kind": posterior.kind,
+        "method": quantizer.name,
+        "config": quantizer.config(),
+        "coder": CODER_SPEC,
+        "tensors": entries,
+        "side": side_descriptor,
+    }
+    sections = {"tables": b"".join(tables), "side": side, "stream": stream}
+    total = write_archive(out, header, sections)
+    layout = total - len(sections["tables"]) - len(side) - len(stream)
+    return PackResult(
+        path=Path(out),
+        total_bytes=total,
+        header_bytes=layout + len(sections["tables"]),
+        table_bytes=len(sections["tables"]),
+        side_bytes=len(side),
+        stream_bytes=len(stream),
+        n_latents=posterior.n_latents,
+        entropy_bits=sum(empirical_entropy_bits(s) for s in symbols.values()),
+        values=values,
+        symbols=symbols,
+    )
+
+
+def _values_crc32(values: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes())
+
+
+def _tensor_entries(header: dict, source: str) -> list[dict]:
+    entries = header.get("tensors")
+    if header.get("format") != ARCHIVE_FORMAT or not isinstance(entries, list) or not entries:
+        raise BayesCompressError(f"{source}: archive header does not list any tensors")
+    total = 0
+    for entry in entries:
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(shape, list)
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or entry.get("dtype") not in FLOAT_DTYPES
+            or not isinstance(entry.get("params"), dict)
+            or not isinstance(entry.get("values_crc32"), int)
+        ):
+            raise BayesCompressError(f"{source}: archive header has a malformed tensor entry")
+        size = int(np.prod(shape, dtype=object)) if shape else 1
+        total += size
+        if total > MAX_LATENTS:
+            raise BayesCompressError(f"{source}: archive header declares too many latents")
+    return entries
+
+
+def read_tables(archive, entries: list[dict], source: str) -> list[FrequencyTable]:
+    tables, offset, data = [], 0, archive.sections.get("tables")
+    if data is None:
+        raise BayesCompressError(f"{source}: archive has no tables section")
+    for _ in entries:
+        try:
+            table, offset = FrequencyTable.from_bytes(data, offset)
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{source}: {exc}") from exc
+        tables.append(table)
+    if offset != len(data):
+        raise BayesCompressError(f"{source}: tables section has trailing bytes")
+    return tables
+
+
+def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpacked:
+    """Decode an archive into exactly the values pack chose, plus its side data."""
+    source = str(path)
+    archive = read_archive(path)
+    header = archive.header
+    entries = _tensor_entries(header, source)
+    tables = read_tables(archive, entries, source)
+    method = header.get("method")
+    config = header.get("config")
+    if not isinstance(method, str) or not isinstance(config, dict):
+        raise BayesCompressError(f"{source}: archive header names no quantizer")
+    try:
+        quantizer = quantizer_class(method)
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: archive uses a method this version cannot read ({exc})") from exc
+    if header.get("coder") != CODER_SPEC:
+        raise BayesCompressError(
+            f"{source}: archive was written with coder {header.get('coder')!r}, "
+            "which this version cannot decode"
+        )
+    counts = [int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1 for e in entries]
+    if "stream" not in archive.sections:
+        raise BayesCompressError(f"{source}: archive has no stream section")
+    try:
+        decoded = decode_stream(archive.sections["stream"], list(zip(counts, tables, strict=True)))
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: {exc}") from exc
+    except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
+        raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
+    tensors = {}
+    for entry, symbols in zip(entries, decoded, strict=True):
+        values = quantizer.dequantize(symbols, entry["params"], config)
+        values = values.astype(entry["dtype"]).reshape(entry["shape"])
+        if _values_crc32(values) != entry["values_crc32"]:
+            raise BayesCompressError(
+                f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
+                "chose (different quantile function on this platform?)"
+            )
+        tensors[entry["name"]] = values
+    vocab, model_spec, metadata = decode_side_data(
+        archive.sections.get("side", b""), header.get("side", {"parts": []}), source
+    )
+    kind = header.get("kind") if header.get("kind") in KINDS else "generic"
+    return Unpacked(tensors, kind, vocab, model_spec, metadata, header)
+
+
+def archive_info(path: str | os.PathLike) -> dict:
+    """Sizes, rates and tensors of an archive, JSON-ready; checksums are verified on the way."""
+    source = str(path)
+    archive = read_archive(path)
+    header = archive.header
+    entries = _tensor_entries(header, source)
+    tables = read_tables(archive, entries, source)
+    side = len(archive.sections.get("side", b""))
+    stream = len(archive.sections.get("stream", b""))
+    table_bytes = len(archive.sections["tables"])
+    n_latents = sum(t.total for t in tables)
+    tensors = []
+    for entry, table in zip(entries, tables, strict=True):
+        ideal = table.ideal_bits()
+        tensors.append({
+            "name": entry["name"],
+            "shape": entry["shape"],
+            "dtype": entry["dtype"],
+            "n_latents": table.total,
+            "distinct_symbols": int(table.symbols.size),
+            "escaped_symbols": table.escape_count,
+            "estimated_bits_per_dim": ideal / table.total if table.total else 0.0,
+            "params": entry["params"],
+        })
+    total = archive.total_bytes
+    return {
+        "path": source,
+        "writer": header.get("writer"),
+        "kind": header.get("kind"),
+        "method": header.get("method"),
+        "config": header.get("config"),
+        "total_bytes": total,
+        "header_bytes": total - side - stream,
+        "table_bytes": table_bytes,
+        "side_bytes": side,
+        "stream_bytes": stream,
+        "n_latents": n_latents,
+        "bits_per_dim": 8.0 * total / n_latents if n_latents else 0.0,
+        "bits_per_dim_without_side": 8.0 * (total - side) / n_latents if n_latents else 0.0,
+        "estimated_stream_bits": sum(t["estimated_bits_per_dim"] * t["n_latents"] for t in tensors),
+        "tensors": tensors,
+        "vocab_size": header.get("side", {}).get("vocab_size"),
+    }
+
+
+def load(path: str | os.PathLike):
+    """A usable model from an archive: KeyedVectors for embeddings, else the unpacked arrays."""
+    unpacked = unpack(path)
+    if unpacked.kind == "embedding" and unpacked.vocab is not None:
+        from .export import to_keyed_vectors
+
+        return to_keyed_vectors(unpacked)
+    return unpacked

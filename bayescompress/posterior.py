@@ -1,0 +1,373 @@
+"""Posterior file: a mean-field Gaussian posterior over named tensors, stored in HDF5.
+
+Every tensor (a Pyro site) has a ``mean`` and a ``std`` of one shape; embeddings carry their
+vocabulary and networks their model spec beside them. Layout: docs/posterior-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BayesCompressError
+from .files import atomic_output
+
+FORMAT_NAME = "bayescompress-posterior"
+FORMAT_VERSION = 1
+KINDS = ("embedding", "network", "generic")
+FLOAT_DTYPES = ("float16", "float32", "float64")
+_BAD_NAME = re.compile(r"[/\s]|^\.{1,2}$")
+
+
+@dataclass
+class TensorPosterior:
+    """Mean and std of one tensor's mean-field Gaussian posterior (same shape)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.mean.shape)
+
+
+@dataclass
+class Vocabulary:
+    """Words of an embedding, in row order, with optional corpus counts."""
+
+    words: list[str]
+    counts: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+@dataclass
+class Posterior:
+    """A mapping from tensor name to posterior, plus the side data a model needs to be rebuilt.
+
+    >>> import numpy as np
+    >>> post = Posterior({"w": TensorPosterior(np.zeros(3), np.ones(3))})
+    >>> post.n_latents
+    3
+    """
+
+    tensors: dict[str, TensorPosterior]
+    kind: str = "generic"
+    vocab: Vocabulary | None = None
+    model_spec: dict | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def n_latents(self) -> int:
+        return sum(int(t.mean.size) for t in self.tensors.values())
+
+    def validate(self, source: str = "posterior") -> None:
+        """Raise BayesCompressError naming the first tensor or field that is malformed."""
+        validate_posterior(self, source)
+
+    def select(self, names: Iterable[str] | None) -> Posterior:
+        """The same posterior restricted to ``names`` (all tensors when None), in that order."""
+        if names is None:
+            return self
+        chosen = {}
+        for name in names:
+            if name not in self.tensors:
+                known = ", ".join(self.tensors) or "none"
+                raise BayesCompressError(f"no tensor named {name!r} (tensors: {known})")
+            chosen[name] = self.tensors[name]
+        return Posterior(chosen, self.kind, self.vocab, self.model_spec, dict(self.metadata))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the posterior to an HDF5 file (atomically)."""
+        save_posterior(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, tensors: Iterable[str] | None = None) -> Posterior:
+        """Read and validate a posterior file; ``tensors`` limits which tensors are read."""
+        return load_posterior(path, tensors)
+
+
+def validate_tensor_name(name: str, source: str) -> None:
+    if not isinstance(name, str) or not name or _BAD_NAME.search(name):
+        raise BayesCompressError(
+            f"{source}: tensor name {name!r} is not allowed (no '/', no whitespace, not empty)"
+        )
+
+
+def validate_tensor(name: str, tensor: TensorPosterior, source: str) -> None:
+    """Check one tensor: float arrays of equal shape, finite means, finite positive stds."""
+    where = f"{source}: tensor {name!r}"
+    for label, values in (("mean", tensor.mean), ("std", tensor.std)):
+        if not isinstance(values, np.ndarray) or values.dtype.name not in FLOAT_DTYPES:
+            dtype = getattr(values, "dtype", type(values).__name__)
+            raise BayesCompressError(f"{where}: {label} must be a float array, got {dtype}")
+    if tensor.mean.shape != tensor.std.shape:
+        raise BayesCompressError(
+            f"{where}: mean has shape {tensor.mean.shape} but std has shape {tensor.std.shape}"
+        )
+    if tensor.mean.size == 0:
+        raise BayesCompressError(f"{where}: tensor is empty")
+    if not np.all(np.isfinite(tensor.mean)):
+        bad = int(np.count_nonzero(~np.isfinite(tensor.mean)))
+        raise BayesCompressError(f"{where}: {bad} mean value(s) are not finite")
+    if not np.all(np.isfinite(tensor.std)):
+        bad = int(np.count_nonzero(~np.isfinite(tensor.std)))
+        raise BayesCompressError(f"{where}: {bad} std value(s) are not finite")
+    if not np.all(tensor.std > 0):
+        bad = int(np.count_nonzero(~(tensor.std > 0)))
+        raise BayesCompressError(f"{where}: {bad} std value(s) are not > 0")
+
+
+def validate_vocabulary(vocab: Vocabulary, source: str) -> None:
+    """Words must be unique, non-empty and free of whitespace (word2vec files split on it)."""
+    for word in vocab.words:
+        if not isinstance(word, str) or not word or any(ch.isspace() for ch in word):
+            raise BayesCompressError(
+                f"{source}: vocabulary word {word!r} is empty or contains whitespace"
+            )
+    if len(set(vocab.words)) != len(vocab.words):
+        raise BayesCompressError(f"{source}: vocabulary has duplicate words")
+    if vocab.counts is not None:
+        counts = vocab.counts
+        if counts.ndim != 1 or len(counts) != len(vocab.words):
+            raise BayesCompressError(
+                f"{source}: vocabulary has {len(vocab.words)} words but {counts.size} counts"
+            )
+        if not np.issubdtype(counts.dtype, np.integer) or (counts.size and counts.min() < 0):
+            raise BayesCompressError(f"{source}: vocabulary counts must be non-negative integers")
+
+
+def validate_posterior(post: Posterior, source: str = "posterior") -> None:
+    if post.kind not in KINDS:
+        raise BayesCompressError(f"{source}: kind {post.kind!r} is not one of {', '.join(KINDS)}")
+    if not post.tensors:
+        raise BayesCompressError(f"{source}: posterior has no tensors")
+    for name, tensor in post.tensors.items():
+        validate_tensor_name(name, source)
+        validate_tensor(name, tensor, source)
+    if post.vocab is not None:
+        validate_vocabulary(post.vocab, source)
+        for name, tensor in post.tensors.items():
+            if post.kind == "embedding" and (not tensor.shape or tensor.shape[0] != len(post.vocab)):
+                raise BayesCompressError(
+                    f"{source}: tensor {name!r} has shape {tensor.shape} but the vocabulary has "
+                    f"{len(post.vocab)} words (rows must match)"
+                )
+
+
+def _chunks_for(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Row-block chunks of about 1 MiB so that readers can stream large tensors."""
+    if not shape:
+        return None
+    row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    rows = max(1, min(shape[0], (1 << 18) // max(row, 1)))
+    return (rows, *shape[1:])
+
+
+def save_posterior(post: Posterior, path: str | os.PathLike) -> None:
+    import h5py
+
+    validate_posterior(post, str(path))
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = FORMAT_NAME
+        h5.attrs["format_version"] = FORMAT_VERSION
+        h5.attrs["kind"] = post.kind
+        h5.attrs["metadata"] = json.dumps(post.metadata, sort_keys=True)
+        if post.model_spec is not None:
+            h5.attrs["model_spec"] = json.dumps(post.model_spec, sort_keys=True)
+        group = h5.create_group("tensors")
+        group.attrs["order"] = json.dumps(list(post.tensors))
+        for name, tensor in post.tensors.items():
+            sub = group.create_group(name)
+            for label, values in (("mean", tensor.mean), ("std", tensor.std)):
+                sub.create_dataset(label, data=values, chunks=_chunks_for(values.shape))
+        if post.vocab is not None:
+            vocab = h5.create_group("vocab")
+            vocab.create_dataset(
+                "words",
+                data=np.array(post.vocab.words, dtype=object),
+                dtype=h5py.string_dtype("utf-8"),
+            )
+            if post.vocab.counts is not None:
+                vocab.create_dataset("counts", data=post.vocab.counts.astype(np.int64))
+
+
+def _read_json_attr(h5, key: str, source: str):
+    if key not in h5.attrs:
+        return None
+    try:
+        return json.loads(h5.attrs[key])
+    except (TypeError, ValueError) as exc:
+        raise BayesCompressError(f"{source}: attribute {key!r} is not valid JSON") from exc
+
+
+def read_posterior_header(path: str | os.PathLike) -> dict:
+    """Kind, tensor names and shapes, vocabulary size: what a caller needs before reading data."""
+    import h5py
+
+    source = str(path)
+    with _open_h5(path) as h5:
+        _check_format(h5, source)
+        group = h5["tensors"]
+        names = _tensor_order(group, source)
+        shapes = {}
+        for name in names:
+            if not isinstance(group.get(name), h5py.Group) or "mean" not in group[name]:
+                raise BayesCompressError(f"{source}: tensor {name!r} has no 'mean' dataset")
+            shapes[name] = tuple(group[name]["mean"].shape)
+        return {
+            "kind": str(h5.attrs.get("kind", "generic")),
+            "tensors": shapes,
+            "vocab_size": len(h5["vocab"]["words"]) if "vocab" in h5 else None,
+            "metadata": _read_json_attr(h5, "metadata", source) or {},
+            "model_spec": _read_json_attr(h5, "model_spec", source),
+        }
+
+
+def _open_h5(path: str | os.PathLike):
+    import h5py
+
+    if not Path(path).is_file():
+        raise BayesCompressError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise BayesCompressError(f"{path}: not a readable HDF5 posterior file") from exc
+
+
+def _check_format(h5, source: str) -> None:
+    fmt = h5.attrs.get("format")
+    if fmt != FORMAT_NAME:
+        raise BayesCompressError(f"{source}: not a bayescompress posterior file (format={fmt!r})")
+    version = int(h5.attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise BayesCompressError(
+            f"{source}: posterior format version {version} is not supported "
+            f"(this bayescompress reads version {FORMAT_VERSION})"
+        )
+    if "tensors" not in h5:
+        raise BayesCompressError(f"{source}: has no 'tensors' group")
+
+
+def _tensor_order(group, source: str) -> list[str]:
+    try:
+        order = json.loads(group.attrs["order"]) if "order" in group.attrs else sorted(group)
+    except (TypeError, ValueError) as exc:
+        raise BayesCompressError(f"{source}: tensor order attribute is not valid JSON") from exc
+    if sorted(order) != sorted(group):
+        raise BayesCompressError(f"{source}: tensor order attribute does not match the tensors")
+    return list(order)
+
+
+def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None) -> Posterior:
+    import h5py
+
+    source = str(path)
+    with _open_h5(path) as h5:
+        _check_format(h5, source)
+        group = h5["tensors"]
+        names = _tensor_order(group, source)
+        wanted = list(tensors) if tensors is not None else names
+        loaded: dict[str, TensorPosterior] = {}
+        for name in wanted:
+            if name not in group:
+                raise BayesCompressError(
+                    f"{source}: no tensor named {name!r} (tensors: {', '.join(names)})"
+                )
+            sub = group[name]
+            if not isinstance(sub, h5py.Group) or "mean" not in sub or "std" not in sub:
+                raise BayesCompressError(f"{source}: tensor {name!r} needs 'mean' and 'std' datasets")
+            arrays = []
+            for label in ("mean", "std"):
+                dataset = sub[label]
+                if not isinstance(dataset, h5py.Dataset) or dataset.dtype.name not in FLOAT_DTYPES:
+                    raise BayesCompressError(
+                        f"{source}: tensor {name!r}: {label} must be a float dataset"
+                    )
+                arrays.append(dataset[()])
+            loaded[name] = TensorPosterior(np.asarray(arrays[0]), np.asarray(arrays[1]))
+        vocab = None
+        if "vocab" in h5:
+            try:
+                words = [str(w) for w in h5["vocab"]["words"].asstr()[()]]
+            except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+                raise BayesCompressError(f"{source}: vocabulary words are unreadable") from exc
+            counts = h5["vocab"]["counts"][()] if "counts" in h5["vocab"] else None
+            vocab = Vocabulary(words, None if counts is None else np.asarray(counts))
+        post = Posterior(
+            loaded,
+            kind=str(h5.attrs.get("kind", "generic")),
+            vocab=vocab,
+            model_spec=_read_json_attr(h5, "model_spec", source),
+            metadata=_read_json_attr(h5, "metadata", source) or {},
+        )
+    validate_posterior(post, source)
+    return post
+
+
+def import_npz(path: str | os.PathLike, kind: str | None = None) -> Posterior:
+    """Read a posterior fitted elsewhere: keys ``NAME.mean`` and ``NAME.std`` per tensor,
+    optional ``vocab`` (1-D str) and ``counts`` (1-D int)."""
+    import zipfile
+
+    source = str(path)
+    if not Path(path).is_file():
+        raise BayesCompressError(f"{source}: no such file")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise BayesCompressError(f"{source}: not a readable .npz file") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise BayesCompressError(f"{source}: not an .npz archive (a single .npy array?)")
+    with archive:
+        try:
+            arrays = {key: archive[key] for key in archive.files}
+        except ValueError as exc:
+            raise BayesCompressError(
+                f"{source}: holds an object array; store vocab as a unicode string array "
+                "(np.array(words, dtype=str)), never pickled objects"
+            ) from exc
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise BayesCompressError(f"{source}: an array inside the .npz is corrupt") from exc
+    tensors: dict[str, dict[str, np.ndarray]] = {}
+    for key, values in arrays.items():
+        if key in ("vocab", "counts"):
+            continue
+        stem, dot, label = key.rpartition(".")
+        if not dot or label not in ("mean", "std") or not stem:
+            raise BayesCompressError(
+                f"{source}: unexpected key {key!r} (expected NAME.mean, NAME.std, vocab, counts)"
+            )
+        tensors.setdefault(stem, {})[label] = values
+    if not tensors:
+        raise BayesCompressError(f"{source}: no NAME.mean / NAME.std arrays found")
+    posterior_tensors = {}
+    for name, pair in tensors.items():
+        missing = {"mean", "std"} - set(pair)
+        if missing:
+            raise BayesCompressError(f"{source}: tensor {name!r} has no {missing.pop()} array")
+        posterior_tensors[name] = TensorPosterior(pair["mean"], pair["std"])
+    vocab = None
+    if "vocab" in arrays:
+        words = arrays["vocab"]
+        if words.ndim != 1 or words.dtype.kind != "U":
+            raise BayesCompressError(f"{source}: 'vocab' must be a 1-D unicode string array")
+        counts = arrays.get("counts")
+        if counts is not None and (counts.ndim != 1 or counts.dtype.kind not in "iu"):
+            raise BayesCompressError(f"{source}: 'counts' must be a 1-D integer array")
+        vocab = Vocabulary([str(w) for w in words], None if counts is None else counts.astype(np.int64))
+    elif "counts" in arrays:
+        raise BayesCompressError(f"{source}: 'counts' given without 'vocab'")
+    if kind is None:
+        kind = "embedding" if vocab is not None else "generic"
+    post = Posterior(posterior_tensors, kind=kind, vocab=vocab,
+                     metadata={"imported_from": Path(path).name})
+    validate_posterior(post, source)
+    return post

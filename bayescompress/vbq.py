@@ -1,0 +1,258 @@
+"""Variational Bayesian Quantization (Yang, Bamler & Mandt 2020): empirical prior and Algorithm 1.
+
+Each latent with posterior N(mu, sigma^2) gets the code point xi = (2k+1)/2^r of the prior's
+quantile space that minimizes (F^-1(xi) - mu)^2 + 2 lambda sigma^2 r  (eq. 9).
+
+Symbols are heap indices: the code point (2k+1)/2^r is symbol 2^(r-1) + k, so symbol 1 is the
+prior median (r = 1), symbols 2-3 are 1/4 and 3/4, 4-7 are 1/8 ... 7/8, and the rate of a symbol
+is its bit length.  Rates stop at MAX_RATE = 53: up to there every code point and its mirror
+1 - xi are exact float64 numbers (53-bit significand), and symbols fit in int64.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from .errors import BayesCompressError
+
+MAX_RATE = 53
+_TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
+_CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
+
+
+@dataclass(frozen=True)
+class GaussianPrior:
+    """The empirical Gaussian prior N(loc, scale^2) whose quantiles are the code points."""
+
+    loc: float
+    scale: float
+
+    @classmethod
+    def empirical(cls, means: np.ndarray, fit_loc: bool = False) -> GaussianPrior:
+        """The paper's embedding prior: loc 0 and scale the RMS of the means.
+
+        With ``fit_loc`` the loc is the mean of the means and the scale their std. A degenerate
+        tensor (all means equal) gets scale 1, which puts every latent on the median exactly.
+
+        >>> GaussianPrior.empirical(np.array([3.0, -4.0]))
+        GaussianPrior(loc=0.0, scale=3.5355339059327378)
+        """
+        values = np.asarray(means, dtype=np.float64).ravel()
+        loc = float(values.mean()) if fit_loc else 0.0
+        centred = values - loc
+        peak = float(np.max(np.abs(centred))) if centred.size else 0.0
+        if peak == 0.0 or not math.isfinite(peak):
+            return cls(loc + 0.0, 1.0)
+        scale = peak * float(np.sqrt(np.mean(np.square(centred / peak))))
+        return cls(loc + 0.0, scale)
+
+    def cdf(self, values: np.ndarray) -> np.ndarray:
+        return ndtr((np.asarray(values, dtype=np.float64) - self.loc) / self.scale)
+
+
+def symbol_rates(symbols: np.ndarray) -> np.ndarray:
+    """Rate r (bit length of the binary code point) of each heap-index symbol.
+
+    >>> symbol_rates(np.array([1, 2, 3, 4, 7, 8]))
+    array([1, 2, 2, 3, 3, 4])
+    """
+    return np.frexp(np.asarray(symbols, dtype=np.int64).astype(np.float64))[1].astype(np.int64)
+
+
+def code_points(symbols: np.ndarray) -> np.ndarray:
+    """Quantile xi = (2k+1)/2^r of each symbol 2^(r-1) + k, exact in float64.
+
+    >>> code_points(np.array([1, 2, 3, 4, 7]))
+    array([0.5  , 0.25 , 0.75 , 0.125, 0.875])
+    """
+    symbols = np.asarray(symbols, dtype=np.int64)
+    rates = symbol_rates(symbols)
+    numerators = 2 * (symbols - (np.int64(1) << (rates - 1))) + 1
+    return np.ldexp(numerators.astype(np.float64), -rates)
+
+
+@functools.lru_cache(maxsize=1)
+def _near_side_quantile_table() -> np.ndarray:
+    """ndtri(i / 2^_TABLE_RATE) for i in 0 .. 2^(_TABLE_RATE-1): lower half of code points."""
+    steps = np.arange((1 << (_TABLE_RATE - 1)) + 1, dtype=np.float64)
+    table = ndtri(np.ldexp(steps, -_TABLE_RATE))
+    table.setflags(write=False)
+    return table
+
+
+def _near_side_quantiles(numerators: np.ndarray, rates: np.ndarray | int) -> np.ndarray:
+    """ndtri(m / 2^r) for odd m <= 2^(r-1): the standard-normal quantile on the near side."""
+    rates = np.broadcast_to(np.asarray(rates, dtype=np.int64), numerators.shape)
+    values = np.empty(numerators.shape, dtype=np.float64)
+    small = rates <= _TABLE_RATE
+    if np.any(small):
+        values[small] = _near_side_quantile_table()[numerators[small] << (_TABLE_RATE - rates[small])]
+    if not np.all(small):
+        big = ~small
+        values[big] = ndtri(np.ldexp(numerators[big].astype(np.float64), -rates[big]))
+    return values
+
+
+def standard_quantiles(symbols: np.ndarray) -> np.ndarray:
+    """Standard-normal quantile of each symbol's code point, symmetric by construction.
+
+    Computing the upper half as the negated lower half keeps the tails exact: 1 - xi would
+    lose the low bits that xi holds near 1.
+    """
+    symbols = np.asarray(symbols, dtype=np.int64)
+    unique, inverse = np.unique(symbols, return_inverse=True)
+    rates = symbol_rates(unique)
+    numerators = 2 * (unique - (np.int64(1) << (rates - 1))) + 1
+    upper = numerators > (np.int64(1) << (rates - 1))
+    near = np.where(upper, (np.int64(1) << rates) - numerators, numerators)
+    signed = _near_side_quantiles(near, rates)
+    signed[upper] = -signed[upper]
+    return signed[inverse].reshape(symbols.shape)
+
+
+def code_point_values(symbols: np.ndarray, prior: GaussianPrior) -> np.ndarray:
+    """Reconstructed latent F^-1(xi) for each symbol: the value that pack chose and unpack returns."""
+    return prior.loc + prior.scale * standard_quantiles(symbols)
+
+
+def choose_code_points(
+    means: np.ndarray,
+    stds: np.ndarray,
+    lam: float,
+    prior: GaussianPrior,
+    max_rate: int = MAX_RATE,
+    progress=None,
+) -> np.ndarray:
+    """Algorithm 1 for every latent at once: the heap-index symbol minimizing eq. 9.
+
+    Rates are tried in increasing order.  At rate r the grid j/2^r has exactly one point of
+    rate r between the two grid points enclosing F(mu) (the odd j); the even one was already
+    tried at a lower rate.  A latent stops as soon as its best loss cannot be beaten by any
+    higher rate, i.e. best <= 2 lambda sigma^2 (r+1), the paper's early termination.  Ties go
+    to the lower rate, then to the smaller code point.
+
+    >>> prior = GaussianPrior(0.0, 1.0)
+    >>> symbols = choose_code_points(np.array([0.0, 0.7, -1.3]), np.array([1.0, 0.001, 0.1]), 1.0, prior)
+    >>> symbols, symbol_rates(symbols)
+    (array([  1, 112,   4]), array([1, 7, 3]))
+    """
+    if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+        raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
+    if not 1 <= int(max_rate) <= MAX_RATE:
+        raise BayesCompressError(f"max rate must be between 1 and {MAX_RATE}, got {max_rate}")
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    symbols = np.empty(means.size, dtype=np.int64)
+    for start in range(0, means.size, _CHUNK):
+        stop = min(start + _CHUNK, means.size)
+        symbols[start:stop] = _choose_block(
+            means[start:stop], stds[start:stop], float(lam), prior, int(max_rate)
+        )
+        if progress is not None:
+            progress.update(stop - start)
+    return symbols
+
+
+def _choose_block(
+    means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior, max_rate: int
+) -> np.ndarray:
+    standardized = (means - prior.loc) / prior.scale
+    upper = standardized > 0
+    near_mass = ndtr(-np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
+    penalty = 2.0 * lam * np.square(stds)  # eq. 9: 2 lambda sigma^2 per bit
+
+    median = prior.loc + prior.scale * _near_side_quantile_table()[1 << (_TABLE_RATE - 1)]
+    best_loss = np.square(median - means) + penalty * 1
+    best_symbol = np.ones(means.size, dtype=np.int64)
+    active = np.flatnonzero(best_loss > penalty * 2)
+    table = _near_side_quantile_table()
+
+    for rate in range(2, max_rate + 1):
+        if active.size == 0:
+            break
+        scaled = np.ldexp(near_mass[active], rate)
+        floor = np.floor(scaled)
+        lower_grid = floor.astype(np.int64)
+        odd = lower_grid | 1  # the grid point of exactly this rate next to F(mu)
+        # F(mu) exactly on an even grid point > 0 was met at a lower rate; 0 is no code point
+        fresh = ~((scaled == floor) & ((lower_grid & 1) == 0) & (lower_grid > 0))
+        if rate <= _TABLE_RATE:
+            quantile = table[odd << (_TABLE_RATE - rate)]
+        else:
+            quantile = ndtri(np.ldexp(odd.astype(np.float64), -rate))
+        is_upper = upper[active]
+        quantile = np.where(is_upper, -quantile, quantile)
+        values = prior.loc + prior.scale * quantile
+        loss = np.square(values - means[active]) + penalty[active] * rate
+        better = fresh & (loss < best_loss[active])
+        if np.any(better):
+            chosen = active[better]
+            grid = np.where(is_upper[better], (np.int64(1) << rate) - odd[better], odd[better])
+            best_symbol[chosen] = (np.int64(1) << (rate - 1)) + (grid >> 1)
+            best_loss[chosen] = loss[better]
+        active = active[best_loss[active] > penalty[active] * (rate + 1)]
+    return best_symbol
+
+
+def rate_distortion_loss(
+    symbols: np.ndarray, means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior
+) -> np.ndarray:
+    """Eq. 9 evaluated at given symbols, with the same float operations Algorithm 1 uses."""
+    values = code_point_values(symbols, prior)
+    return np.square(values - means) + (2.0 * lam * np.square(stds)) * symbol_rates(symbols)
+
+
+class VBQQuantizer:
+    """VBQ behind the common quantizer interface: one empirical prior per tensor, one lambda.
+
+    >>> q = VBQQuantizer(lam=0.5)
+    >>> out = q.quantize(np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.1, 0.01]))
+    >>> VBQQuantizer.dequantize(out.symbols, out.params, q.config()).round(3).tolist()
+    [0.0, 0.871, -1.981]
+    """
+
+    name = "vbq"
+
+    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "rms"):
+        if prior not in ("rms", "fit"):
+            raise BayesCompressError(f"prior must be 'rms' or 'fit', got {prior!r}")
+        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+            raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
+        if not 1 <= int(max_rate) <= MAX_RATE:
+            raise BayesCompressError(f"max rate must be between 1 and {MAX_RATE}, got {max_rate}")
+        self.lam = float(lam)
+        self.max_rate = int(max_rate)
+        self.prior = prior
+
+    def config(self) -> dict:
+        from .quantizers import exact_float
+
+        return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior}
+
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None):
+        from .quantizers import QuantizedTensor, exact_float
+
+        prior = GaussianPrior.empirical(means, fit_loc=self.prior == "fit")
+        symbols = choose_code_points(means, stds, self.lam, prior, self.max_rate, progress)
+        return QuantizedTensor(symbols, {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)})
+
+    @staticmethod
+    def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
+        from .quantizers import parse_exact_float
+
+        prior = GaussianPrior(
+            parse_exact_float(params.get("loc"), "prior loc"),
+            parse_exact_float(params.get("scale"), "prior scale"),
+        )
+        if not prior.scale > 0:
+            raise BayesCompressError("archive header: prior scale must be > 0")
+        symbols = np.asarray(symbols, dtype=np.int64)
+        max_rate = int(config.get("max_rate", MAX_RATE))
+        if symbols.size and (symbols.min() < 1 or symbols.max() >= (1 << min(max_rate, MAX_RATE))):
+            raise BayesCompressError("archive holds a VBQ symbol outside the code point range")
+        return code_point_values(symbols, prior)
