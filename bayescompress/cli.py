@@ -80,8 +80,8 @@ def cmd_unpack(args) -> int:
     from .files import check_output_path
     from .packing import unpack
 
-    fmt = format_for(args.output, args.format)
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
+    fmt = format_for(args.output, args.format)
     unpacked = unpack(args.archive)
     write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
     print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}")

@@ -195,7 +195,8 @@ class FrequencyTable:
         parts = [bytes([1 if self.signed else 0]), encode_varints(np.array([self.symbols.size]))]
         if self.symbols.size:
             first = _raw_codes(self.symbols[:1], self.signed)
-            gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
+            with np.errstate(over="ignore"):  # differences wrap in int64 but are exact as uint64
+                gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
             parts += [encode_varints(first), encode_varints(gaps), encode_varints(self.counts)]
         parts.append(encode_varints(np.array([self.escape_count])))
         if self.escape_count:
@@ -222,10 +223,12 @@ class FrequencyTable:
             first, offset = decode_varints(buffer, 1, offset)
             gaps, offset = decode_varints(buffer, n - 1, offset)
             raw_counts, offset = decode_varints(buffer, n, offset)
-            start = unzigzag(first) if signed else first.astype(np.int64)
-            if gaps.size and (gaps.max() >= np.uint64(1 << 62)):
-                raise BayesCompressError("frequency table symbol gaps are out of range")
-            symbols = np.concatenate((start, start[0] + np.cumsum(gaps.astype(np.int64) + 1)))
+            start = unzigzag(first) if signed else first.view(np.int64)
+            with np.errstate(over="ignore"):  # uint64 wraps; an overflow shows as a decrease below
+                steps = np.cumsum(gaps + np.uint64(1), dtype=np.uint64)
+                symbols = np.concatenate((start, (start.view(np.uint64) + steps).view(np.int64)))
+            if not np.all(symbols[1:] > symbols[:-1]):
+                raise BayesCompressError("frequency table symbols are out of range")
             counts = raw_counts.astype(np.int64)
             if counts.min() < 1 or raw_counts.max() >= np.uint64(1 << 40):
                 raise BayesCompressError("frequency table counts are out of range")
