@@ -48,7 +48,8 @@ def test_import_pack_info_unpack_round_trip(tmp_path):
     packed = run("pack", tmp_path / "p.h5", "--lambda", "0.1", "-o", tmp_path / "a.bcz", "--json")
     assert packed.returncode == 0, packed.stderr
     info = json.loads(run("info", tmp_path / "a.bcz", "--json").stdout)
-    assert json.loads(packed.stdout)["total_bytes"] == info["total_bytes"] == (tmp_path / "a.bcz").stat().st_size
+    size = (tmp_path / "a.bcz").stat().st_size
+    assert json.loads(packed.stdout)["total_bytes"] == info["total_bytes"] == size
     assert info["n_latents"] == 120
     assert run("unpack", tmp_path / "a.bcz", "-o", tmp_path / "out.npz").returncode == 0
     assert run("unpack", tmp_path / "a.bcz", "-o", tmp_path / "out.h5").returncode == 0
