@@ -108,6 +108,59 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_import_pyro(args) -> int:
+    from .files import check_output_path
+    from .fit.model_spec import read_spec_file
+    from .fit.pyro_store import import_pyro
+
+    check_output_path(args.output, overwrite=args.force, inputs=(args.file,))
+    spec = read_spec_file(args.spec) if args.spec else None
+    post = import_pyro(args.file, spec=spec, prefix=args.guide)
+    post.save(args.output)
+    left_out = post.metadata.get("pyro_params_left_out") or []
+    print(f"wrote {args.output}: {len(post.tensors)} site(s), {post.n_latents} latents, kind {post.kind}"
+          + (f"; left out non-guide params: {', '.join(left_out)}" if left_out else ""))
+    return 0
+
+
+def cmd_fit_bnn(args) -> int:
+    from .fit.bnn import fit_bnn
+
+    result = fit_bnn(
+        args.data, args.output, hidden=args.hidden, steps=args.steps, task=args.task, target=args.target,
+        test_fraction=args.test_fraction, seed=args.seed, lr=args.lr, batch=args.batch,
+        prior_std=args.prior_std, activation=args.activation, device=args.device, overwrite=args.force,
+    )
+    post = result.posterior
+    print(f"wrote {result.path}: {len(post.tensors)} tensors, {post.n_latents} weights, "
+          f"ELBO {result.final_elbo_per_row:.4f} per training row")
+    print(f"  held-out rows, posterior means: {_metrics_line(result.test_metrics)}")
+    return 0
+
+
+def cmd_evaluate_bnn(args) -> int:
+    from .evaluate.bnn import evaluate_bnn
+
+    report = evaluate_bnn(args.target, data=args.data, data_target=args.target_column, split=args.split,
+                          samples=args.samples, spec_path=args.spec, seed=args.seed)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['target']} ({report['weights']}) on {report['data']}, {report['split']} split "
+              f"({report['rows']} rows): {_metrics_line(report)}")
+    return 0
+
+
+def _metrics_line(metrics: dict) -> str:
+    parts = []
+    if "accuracy" in metrics:
+        parts.append(f"accuracy {metrics['accuracy']:.4f}")
+    if "rmse" in metrics:
+        parts.append(f"RMSE {metrics['rmse']:.4g}")
+    parts.append(f"NLL {metrics['nll']:.4f} nats/row")
+    return ", ".join(parts)
+
+
 def cmd_demo(args) -> int:
     from .demo import format_demo_table, run_demo
 
@@ -135,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     npz.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     npz.set_defaults(func=cmd_import_npz)
 
+    _add_import_pyro(sources)
+
+    fit = commands.add_parser("fit", help="fit a Bayesian model with Pyro and write its posterior file")
+    fit_models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    _add_fit_bnn(fit_models)
+
+    evaluate = commands.add_parser("evaluate", help="measure how well a (compressed) model does its task")
+    evaluations = evaluate.add_subparsers(dest="evaluation", required=True, parser_class=_Parser)
+    _add_evaluate_bnn(evaluations)
+
     pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
     pack.add_argument("posterior")
     pack.add_argument("--lambda", dest="lam", type=_lambda, required=True,
@@ -152,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     unpack = commands.add_parser("unpack", help="decode an archive into a usable model file")
     unpack.add_argument("archive")
     unpack.add_argument("-o", "--output", required=True)
-    unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec"),
+    unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec", "torch"),
                         help="output format (default: from the suffix)")
     unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
     unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
@@ -168,6 +231,65 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_import_pyro(sources) -> None:
+    pyro = sources.add_parser("pyro", help="a saved Pyro param store of an AutoNormal guide "
+                              "(pyro.get_param_store().save(PATH)); loaded without running pickled code")
+    pyro.add_argument("file")
+    pyro.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    pyro.add_argument("--spec", help="model spec JSON of the network (makes the posterior kind 'network')")
+    pyro.add_argument("--guide", help="prefix of the guide's params when the store holds several "
+                      "(e.g. AutoNormal)")
+    pyro.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    pyro.set_defaults(func=cmd_import_pyro)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+    if any(width < 1 for width in widths):
+        raise argparse.ArgumentTypeError(f"layer widths must be positive: {text!r}")
+    return widths
+
+
+def _add_fit_bnn(fit_models) -> None:
+    bnn = fit_models.add_parser("bnn", help="a Bayesian MLP (Normal priors, AutoNormal guide) "
+                                "on tabular data")
+    bnn.add_argument("data", help="a .csv with a header row (see --target), an .npz with arrays X and y, "
+                     "or 'digits' (scikit-learn's bundled digits)")
+    bnn.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    bnn.add_argument("--hidden", type=_widths, default=(256, 256),
+                     help="hidden layer widths (default 256,256)")
+    bnn.add_argument("--steps", type=int, default=2000, help="SVI steps (default 2000)")
+    bnn.add_argument("--task", choices=("classification", "regression"), default="classification")
+    bnn.add_argument("--target", help="CSV: the label column")
+    bnn.add_argument("--test-fraction", type=float, default=0.2, help="rows held out (default 0.2)")
+    bnn.add_argument("--seed", type=int, default=0, help="split, initialization and SVI seed")
+    bnn.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+    bnn.add_argument("--batch", type=int, default=256, help="minibatch rows, 0 = all (default 256)")
+    bnn.add_argument("--prior-std", type=float, default=0.3,
+                     help="std of the Normal(0, std) prior on every weight and bias (default 0.3)")
+    bnn.add_argument("--activation", default="relu", choices=("relu", "tanh", "sigmoid"))
+    bnn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bnn.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    bnn.set_defaults(func=cmd_fit_bnn)
+
+
+def _add_evaluate_bnn(evaluations) -> None:
+    bnn = evaluations.add_parser("bnn", help="accuracy/RMSE and NLL of a network on its held-out rows")
+    bnn.add_argument("target", help="a posterior file (.h5), an archive (.bcz) or a state dict (.pt)")
+    bnn.add_argument("--data", help="data file (default: the one recorded at fit time)")
+    bnn.add_argument("--target-column", help="CSV label column (default: the one recorded at fit time)")
+    bnn.add_argument("--split", choices=("test", "train", "all"), default="test")
+    bnn.add_argument("--samples", type=int, default=0,
+                     help="posterior files: average the predictive over this many weight draws")
+    bnn.add_argument("--spec", help="model spec JSON, for a state dict saved without one")
+    bnn.add_argument("--seed", type=int, default=0, help="seed of the weight draws")
+    bnn.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bnn.set_defaults(func=cmd_evaluate_bnn)
 
 
 def _version() -> str:

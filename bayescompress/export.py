@@ -13,10 +13,10 @@ import numpy as np
 from .errors import BayesCompressError
 from .files import atomic_output
 
-FORMATS = ("npz", "hdf5", "word2vec")
+FORMATS = ("npz", "hdf5", "word2vec", "torch")
 VALUES_FORMAT = "bayescompress-values"
 _SUFFIXES = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".txt": "word2vec", ".bin": "word2vec",
-             ".vec": "word2vec", ".w2v": "word2vec"}
+             ".vec": "word2vec", ".w2v": "word2vec", ".pt": "torch", ".pth": "torch"}
 
 
 def format_for(path: str | os.PathLike, requested: str | None) -> str:
@@ -110,8 +110,23 @@ def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None)
         vectors.save_word2vec_format(str(tmp), binary=binary)
 
 
+def write_torch(unpacked, path: str | os.PathLike) -> None:
+    """A PyTorch state dict (torch.save of a plain dict): tensors by name, and for a network the
+    model spec as JSON text under ``_extra_state``; ``torch.load(path, weights_only=True)`` reads it."""
+    import torch
+
+    from .fit.mlp import state_dict_arrays
+
+    spec = unpacked.model_spec if unpacked.kind == "network" else None
+    state = state_dict_arrays(unpacked.tensors, spec)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
 def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
-    if fmt == "npz":
+    if fmt == "torch":
+        write_torch(unpacked, path)
+    elif fmt == "npz":
         write_npz(unpacked, path)
     elif fmt == "hdf5":
         write_hdf5(unpacked, path)

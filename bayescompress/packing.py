@@ -275,8 +275,13 @@ def archive_info(path: str | os.PathLike) -> dict:
 
 
 def load(path: str | os.PathLike):
-    """A usable model from an archive: KeyedVectors for embeddings, else the unpacked arrays."""
+    """A usable model from an archive: KeyedVectors for embeddings, a torch nn.Module in eval mode
+    for networks, else the unpacked arrays."""
     unpacked = unpack(path)
+    if unpacked.kind == "network":
+        from .fit.mlp import network_from_arrays
+
+        return network_from_arrays(unpacked.model_spec, unpacked.tensors, str(path))
     if unpacked.kind == "embedding" and unpacked.vocab is not None:
         from .export import to_keyed_vectors
 
