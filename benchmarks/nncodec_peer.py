@@ -1,8 +1,8 @@
 """Run the peer codec nncodec (MPEG NNC, DeepCABAC) on a dict of float32 tensors, in its own venv.
 
 Run by benchmarks/bench_bnn.py as ``.venv-nncodec/bin/python nncodec_peer.py IN.npz OUT_DIR
---qp -30 -34 ...``: for each QP it writes the bitstream OUT_DIR/qp_N.nnc and the decoded tensors
-OUT_DIR/qp_N.npz, and prints one JSON line per QP.  ``--check`` only proves that nncodec imports.
+--qp -30 -34 ...``: for each QP it writes the bitstream OUT_DIR/qp_N_nw_M.nnc and the decoded tensors
+OUT_DIR/qp_N_nw_M.npz, and prints one JSON line per QP.  ``--check`` only proves that nncodec imports.
 """
 
 from __future__ import annotations
@@ -52,24 +52,29 @@ def install_stubs() -> None:
             sys.modules[name] = _StubModule(name)
 
 
-def encode_decode(tensors: dict, qp: int, out_dir: Path) -> dict:
-    """Encode ``tensors`` at ``qp`` with NNC's best default tools, write and decode the bitstream."""
+def encode_decode(tensors: dict, qp: int, nonweight_qp: int | None, out_dir: Path) -> dict:
+    """Encode ``tensors`` at ``qp`` with NNC's default tools (dependent quantization, parameter
+    optimization), write the bitstream, decode it.  1-D tensors (biases) get ``nonweight_qp``,
+    NNC's default -75 (near lossless) when None."""
     import numpy as np
     from nncodec import nnc
 
-    bitstream_path = out_dir / f"qp_{qp}.nnc"
+    nonweight = -75 if nonweight_qp is None else nonweight_qp
+    stem = f"qp_{qp}_nw_{nonweight}"
+    bitstream_path = out_dir / f"{stem}.nnc"
     with redirect_stdout(io.StringIO()):  # nncodec prints progress on stdout; our stdout is JSON
         bitstream = nnc.compress(
-            tensors, bitstream_path=str(bitstream_path), qp=qp, use_dq=True, param_opt=True,
+            tensors, bitstream_path=str(bitstream_path), qp=qp, nonweight_qp=nonweight, use_dq=True,
+            param_opt=True,
             opt_qp=False, return_bitstream=True, verbose=False,
         )
         bitstream_path.write_bytes(bytes(bitstream))
         decoded = nnc.decompress(bytearray(bitstream_path.read_bytes()), verbose=False)
     decoded = {name: np.asarray(decoded[name], dtype=np.float32).reshape(tensors[name].shape)
                for name in tensors}
-    np.savez(out_dir / f"qp_{qp}.npz", **decoded)
-    return {"qp": qp, "bitstream": str(bitstream_path), "bytes": bitstream_path.stat().st_size,
-            "decoded": str(out_dir / f"qp_{qp}.npz")}
+    np.savez(out_dir / f"{stem}.npz", **decoded)
+    return {"qp": qp, "nonweight_qp": nonweight, "bitstream": str(bitstream_path),
+            "bytes": bitstream_path.stat().st_size, "decoded": str(out_dir / f"{stem}.npz")}
 
 
 def main() -> int:
@@ -77,6 +82,8 @@ def main() -> int:
     parser.add_argument("tensors", nargs="?", help=".npz of float32 tensors to encode")
     parser.add_argument("out_dir", nargs="?")
     parser.add_argument("--qp", type=int, nargs="+", default=[-32])
+    parser.add_argument("--nonweight-qp", default="default",
+                        help="QP of 1-D tensors: 'default' (NNC's -75), 'same' (= --qp) or a number")
     parser.add_argument("--check", action="store_true", help="only check that nncodec imports")
     args = parser.parse_args()
     install_stubs()
@@ -93,7 +100,10 @@ def main() -> int:
     with np.load(args.tensors, allow_pickle=False) as archive:
         tensors = {name: np.ascontiguousarray(archive[name], dtype=np.float32) for name in archive.files}
     for qp in args.qp:
-        print(json.dumps(encode_decode(tensors, qp, out_dir)), flush=True)
+        nonweight = {"default": None, "same": qp}.get(args.nonweight_qp)
+        if nonweight is None and args.nonweight_qp not in ("default", "same"):
+            nonweight = int(args.nonweight_qp)
+        print(json.dumps(encode_decode(tensors, qp, nonweight, out_dir)), flush=True)
     return 0
 
 

@@ -23,7 +23,7 @@ from bayescompress.vbq import GaussianPrior
 
 from .test_cli import assert_one_line_error, run
 
-FIT = {"hidden": (16,), "steps": 200, "lr": 0.03, "batch": 0, "seed": 0, "show_progress": False}
+FIT = {"hidden": (16,), "steps": 150, "lr": 0.03, "batch": 0, "seed": 0, "show_progress": False}
 
 
 def blobs(rows: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +58,7 @@ def regressor(tmp_path_factory):
     rows = np.column_stack([features, values])
     np.savetxt(folder / "wave.csv", rows, delimiter=",", header="a,b,y", comments="", fmt="%.17g")
     result = fit_bnn(folder / "wave.csv", folder / "post.h5", task="regression", target="y",
-                     **(FIT | {"hidden": (32,), "steps": 400}))
+                     **(FIT | {"hidden": (32,), "steps": 300}))
     return folder, result
 
 
