@@ -64,7 +64,7 @@ def cmd_pack(args) -> int:
     from .packing import archive_info, pack
 
     pack(
-        args.posterior, args.output, method=args.method, tensors=args.tensors,
+        args.posterior, args.output, method=args.method, coder=args.coder, tensors=args.tensors,
         overwrite=args.force, lam=args.lam, max_rate=args.max_rate, prior=args.prior,
     )
     info = archive_info(args.output)
@@ -97,12 +97,11 @@ def cmd_info(args) -> int:
         return 0
     print(f"{info['path']}: {info['method']} archive of a {info['kind']} model ({info['writer']})")
     print(f"  config: {json.dumps(info['config'])}")
-    print(f"  {'tensor':<24} {'shape':<18} {'latents':>10} {'symbols':>8} {'escaped':>8} "
-          f"{'est. bits/dim':>14}")
+    print(f"  coder: {json.dumps(info['coder'])}")
+    print(f"  {'tensor':<24} {'shape':<18} {'latents':>10} {'est. bits/dim':>14}")
     for t in info["tensors"]:
         shape = "x".join(map(str, t["shape"])) or "scalar"
-        print(f"  {t['name']:<24} {shape:<18} {t['n_latents']:>10} {t['distinct_symbols']:>8} "
-              f"{t['escaped_symbols']:>8} {t['estimated_bits_per_dim']:>14.4f}")
+        print(f"  {t['name']:<24} {shape:<18} {t['n_latents']:>10} {t['estimated_bits_per_dim']:>14.4f}")
     print(f"  total: {_size_line(info)}")
     print(f"  without side data: {info['bits_per_dim_without_side']:.4f} bits/dim")
     return 0
@@ -142,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
     pack.add_argument("--method", default="vbq", help="quantizer (default vbq)")
+    pack.add_argument("--coder", default="range", choices=("range", "gzip", "bzip2", "lzma"),
+                      help="entropy coder (default range; the others are the paper's baselines)")
     pack.add_argument("--prior", choices=("rms", "fit"), default="rms",
                       help="empirical prior: rms = N(0, RMS of means) as in the paper; fit = N(mean, std)")
     pack.add_argument("--max-rate", type=int, default=53, help="longest code point in bits (1..53)")
