@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import BayesCompressError
 
 TOP_K = 10
-DEFAULT_CHUNK_FLOATS = 1 << 25  # scores held per chunk of questions: 128 MiB of float32
+DEFAULT_CHUNK_FLOATS = 1 << 24  # scores held per chunk of questions: 64 MiB of float32
 NORM_EPSILON = 1e-8  # the reference code's guard against zero rows
 
 
