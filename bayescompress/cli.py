@@ -107,6 +107,17 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_evaluate_analogy(args) -> int:
+    from .evaluate.analogy import evaluate_analogy_target, format_analogy_table
+
+    result = evaluate_analogy_target(args.target, args.questions, args.tensor)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_analogy_table(result))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import format_demo_table, run_demo
 
@@ -164,11 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
 
+    _add_evaluate_commands(commands)
+
     demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
     demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_evaluate_commands(commands):
+    """``evaluate analogy`` (and later evaluators); returns the sub-parsers to add more to."""
+    evaluate = commands.add_parser("evaluate", help="measure a model's quality on its task")
+    tasks = evaluate.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    analogy = tasks.add_parser(
+        "analogy", help="word analogies (Hits@10, top-1, MRR) of a posterior, archive or word2vec file")
+    analogy.add_argument("target", help="posterior file (.h5, means), archive (.bcz) or word2vec "
+                         "file (.txt/.vec text, .bin binary)")
+    analogy.add_argument("--questions", help="analogy questions (default: gensim's questions-words.txt)")
+    analogy.add_argument("--tensor", help="tensor holding the word vectors (default U)")
+    analogy.add_argument("--json", action="store_true", help="print all figures as JSON")
+    analogy.set_defaults(func=cmd_evaluate_analogy)
+    return tasks
 
 
 def _version() -> str:

@@ -286,11 +286,17 @@ def archive_info(path: str | os.PathLike) -> dict:
     }
 
 
-def load(path: str | os.PathLike):
-    """A usable model from an archive: KeyedVectors for embeddings, else the unpacked arrays."""
+def load(path: str | os.PathLike, tensor: str | None = None):
+    """A usable model from an archive: gensim KeyedVectors for embeddings, else the unpacked arrays.
+
+    ``tensor`` picks an embedding's word vectors (default U, or the only tensor).
+    """
     unpacked = unpack(path)
     if unpacked.kind == "embedding" and unpacked.vocab is not None:
         from .export import to_keyed_vectors
 
-        return to_keyed_vectors(unpacked)
+        try:
+            return to_keyed_vectors(unpacked, tensor)
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{path}: {exc}") from exc
     return unpacked

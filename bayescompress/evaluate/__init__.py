@@ -1,0 +1,1 @@
+"""Quality of a (decompressed) model on its task: word analogies for embeddings."""
