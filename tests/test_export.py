@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_posterior
 from gensim.models import KeyedVectors
 
 import bayescompress
@@ -16,6 +15,8 @@ from bayescompress.errors import BayesCompressError
 from bayescompress.export import to_keyed_vectors, write_word2vec
 from bayescompress.packing import pack, unpack
 from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
+
+from .conftest import make_posterior
 
 COMMAND = str(Path(sys.executable).parent / "bayescompress")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_posterior
 
 from bayescompress.errors import BayesCompressError
 from bayescompress.evaluate.word_vectors import load_word_vectors
 from bayescompress.export import write_hdf5, write_word2vec
 from bayescompress.packing import pack, unpack
+
+from .conftest import make_posterior
 
 
 @pytest.fixture
