@@ -136,6 +136,23 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    given = {"measure": args.quality, "questions": args.questions, "tensor": args.embedding_tensor}
+    options = {name: value for name, value in given.items() if value is not None}
+    result = run_sweep(
+        args.posterior, args.output, methods=args.methods, points=args.points, tensors=args.tensors,
+        min_bits=args.min_bits, max_bits=args.max_bits, include_side=args.include_side,
+        metric_options=options, overwrite=args.force, plot=not args.no_plot,
+    )
+    print(result.table)
+    written = [result.csv_path, result.ratios_path] + ([result.plot_path] if result.plot_path else [])
+    print(f"wrote {', '.join(map(str, written))} ({len(result.rows) - 1} archives under "
+          f"{result.csv_path.parent / 'archives'})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import format_demo_table, run_demo
 
@@ -207,6 +224,29 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("archive")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
+
+    sweep = commands.add_parser("sweep", help="rate-quality curves of several methods, ratios, a plot")
+    sweep.add_argument("posterior")
+    sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
+    sweep.add_argument("--methods", type=_names,
+                       default=["vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd"],
+                       help="comma-separated: vbq, vbq-refined, vbq-nostd, uniform, kmeans, lloyd, "
+                            "gzip, bzip2, lzma, or QUANTIZER+CODER (default: all but vbq-refined)")
+    sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
+    sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
+    sweep.add_argument("--min-bits", type=_positive, default=0.05,
+                       help="lowest rate to reach, estimated bits/dim (default 0.05)")
+    sweep.add_argument("--max-bits", type=_positive, default=6.0,
+                       help="highest rate to reach, estimated bits/dim (default 6)")
+    sweep.add_argument("--include-side", action="store_true",
+                       help="count side data (vocabulary, metadata) in the rates of plot and ratios")
+    sweep.add_argument("--quality", choices=("density", "within-1-std"),
+                       help="generic posteriors: the quality measure (default density = exp(-D/K))")
+    sweep.add_argument("--questions", help="embeddings: analogy questions file (default: the evaluator's)")
+    sweep.add_argument("--embedding-tensor", help="embeddings: tensor holding the word vectors (default U)")
+    sweep.add_argument("--no-plot", action="store_true", help="skip sweep.png")
+    sweep.add_argument("--force", action="store_true", help="overwrite earlier sweep outputs in the folder")
+    sweep.set_defaults(func=cmd_sweep)
 
     demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
     demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
