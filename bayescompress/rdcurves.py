@@ -36,7 +36,7 @@ def bits_at_quality(bits, quality, target: float) -> float:
     NaN when no point reaches ``target``, or when even the cheapest point exceeds it (the
     crossing lies below the measured rates and would be a guess).
 
-    >>> bits_at_quality([1.0, 3.0], [0.5, 0.9], 0.7)
+    >>> round(bits_at_quality([1.0, 3.0], [0.5, 0.9], 0.7), 12)
     2.0
     """
     front_bits, front_quality = pareto_front(bits, quality)
