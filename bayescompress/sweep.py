@@ -62,7 +62,7 @@ def knob_values(method: Method, posterior: Posterior, points: int, min_bits: flo
     ends = []
     for target in (min_bits, max_bits):
         search = solve_knob(lambda v: estimated_bits_per_dim(method, posterior, v), knob,
-                            0.85 * target, 1.15 * target)
+                            0.95 * target, 1.05 * target)
         ends.append(search.closest(target)[0])
     low, high = sorted(ends)
     if low == high:

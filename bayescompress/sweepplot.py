@@ -23,6 +23,7 @@ def plot_sweep(rows: list[dict], path: Path, rate_key: str, quality_name: str,
     axes = figure.add_subplot()
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "uncompressed"))
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    saturation = []  # per method: the rate from which more bits buy nothing visible
     for method in methods:
         points = [r for r in rows if r["method"] == method]
         bits = np.array([r[rate_key] for r in points])
@@ -31,6 +32,8 @@ def plot_sweep(rows: list[dict], path: Path, rate_key: str, quality_name: str,
         front_bits, front_quality = pareto_front(bits, quality)
         style = "-" if method.startswith("vbq") else "--" if method in ("gzip", "bzip2", "lzma") else "-."
         axes.plot(front_bits, front_quality, style, color=colours[method], label=method, linewidth=1.5)
+        if front_bits.size:
+            saturation.append(front_bits[np.argmax(front_quality >= 0.995 * front_quality[-1])])
     vbq = [r for r in rows
            if r["method"] == "vbq" and np.isfinite(r.get("gaussian_rd_bits_per_dim", np.nan))]
     if vbq:
@@ -39,7 +42,8 @@ def plot_sweep(rows: list[dict], path: Path, rate_key: str, quality_name: str,
                   ":", color="black", linewidth=1.5, label="Gaussian R(D) at VBQ's distortion")
     axes.axhline(reference_quality, linestyle=(0, (1, 3)), color="#666666", label="uncompressed")
     finite = [r[rate_key] for r in rows if r["method"] != "uncompressed"]
-    axes.set_xlim(0, 1.05 * max(finite) if finite else 1)
+    right = min(1.2 * max(saturation), 1.05 * max(finite)) if saturation else 1.0
+    axes.set_xlim(0, right)
     side = " (incl. side data)" if rate_key == "bits_per_dim" else " (file bytes without side data)"
     axes.set_xlabel("bits per latent dimension" + side)
     axes.set_ylabel(f"{quality_name} (higher is better)")
