@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import BayesCompressError
 from .posterior import Posterior
-from .quantizers import REGISTRY
+from .quantizers import REGISTRY, quantizer_class
 
 CODERS = ("range", "gzip", "bzip2", "lzma")
 
@@ -83,6 +83,7 @@ def _scales(posterior: Posterior) -> tuple[float, float]:
 def knob_for(quantizer: str, posterior: Posterior, options: dict | None = None) -> Knob:
     """The rate knob of ``quantizer`` with a guess and limits scaled to this posterior."""
     options = options or {}
+    quantizer_class(quantizer)  # an unknown method is named as such
     mean_rms, std_rms = _scales(posterior)
     if quantizer in ("vbq", "vbq-refined"):
         return Knob("lam", True, 1.0, 1e-12, 1e12)

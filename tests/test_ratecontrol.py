@@ -96,3 +96,8 @@ def test_the_search_reports_a_gap_where_the_size_jumps_over_the_window():
     search = solve_knob(lambda x: 100.0 if x < 3.0 else 50.0, knob, 70.0, 71.0)
     assert search.status == "gap"
     assert {size for _, size in search.trials} == {100.0, 50.0}
+
+
+def test_an_unknown_method_is_named(tmp_path, big_posterior):
+    with pytest.raises(BayesCompressError, match="unknown method 'nope'"):
+        pack_to_target(big_posterior, tmp_path / "a.bcz", method="nope", bits_per_dim=1.0)
