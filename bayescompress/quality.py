@@ -1,8 +1,7 @@
 """How good a (compressed) model is, by the posterior's kind: a small registry the sweep looks up.
 
-generic: how probable the values are under the posterior; embedding: Hits@10 on word analogies
-(bayescompress.evaluate.analogy); network: the task metric of bayescompress.evaluate.classify.
-The task evaluators live in bayescompress/evaluate/ and are imported only when used.
+generic: how probable the values are under the posterior; embedding: Hits@10 on word analogies;
+network: the task metric.  The task evaluators (bayescompress/evaluate/) are imported only when used.
 """
 
 from __future__ import annotations

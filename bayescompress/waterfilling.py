@@ -1,9 +1,7 @@
 """The Shannon reference of a sweep: reverse water-filling over independent Gaussian sources.
 
-Latent i is modelled as a Gaussian source of variance s0^2 (the empirical prior's) whose squared
-error is weighted by 1 / (2 sigma_i^2), i.e. a source of variance v_i = s0^2 / (2 sigma_i^2) under
-plain squared error; at total distortion D the least rate is R(D) = sum max(0, 1/2 log2(v_i / theta))
-with sum min(theta, v_i) = D (Cover & Thomas, thm. 10.3.3).
+Latent i is a source of variance v_i = s0^2 / (2 sigma_i^2) (prior variance, squared error weighted
+as in eq. 7); R(D) = sum max(0, 1/2 log2(v_i / theta)), sum min(theta, v_i) = D (Cover & Thomas 10.3.3).
 """
 
 from __future__ import annotations
