@@ -27,6 +27,27 @@ def _lambda(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _offset(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# quantizer options a pack command may set; each is passed on only when given
+_METHOD_OPTIONS = ("lam", "spacing", "offset", "k", "max_levels", "std", "passes", "max_rate", "prior")
+
+
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -63,15 +84,23 @@ def cmd_import_npz(args) -> int:
 def cmd_pack(args) -> int:
     from .packing import archive_info, pack
 
-    pack(
-        args.posterior, args.output, method=args.method, coder=args.coder, tensors=args.tensors,
-        overwrite=args.force, lam=args.lam, max_rate=args.max_rate, prior=args.prior,
-    )
+    options = {name: getattr(args, name) for name in _METHOD_OPTIONS if getattr(args, name) is not None}
+    common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force)
+    note = ""
+    if args.bits_per_dim is not None or args.max_bytes is not None:
+        from .ratecontrol import pack_to_target
+
+        control = pack_to_target(args.posterior, args.output, bits_per_dim=args.bits_per_dim,
+                                 max_bytes=args.max_bytes, **common, **options)
+        note = f"; chose {control.option} = {control.value:.6g} in {len(control.trials)} trials"
+        note += f" ({control.note})" if control.note else ""
+    else:
+        pack(args.posterior, args.output, **common, **options)
     info = archive_info(args.output)
     if args.json:
         _print_json(info)
     else:
-        print(f"wrote {args.output}: {_size_line(info)}")
+        print(f"wrote {args.output}: {_size_line(info)}{note}")
     return 0
 
 
@@ -118,6 +147,23 @@ def cmd_evaluate_analogy(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    given = {"measure": args.quality, "questions": args.questions, "tensor": args.embedding_tensor}
+    options = {name: value for name, value in given.items() if value is not None}
+    result = run_sweep(
+        args.posterior, args.output, methods=args.methods, points=args.points, tensors=args.tensors,
+        min_bits=args.min_bits, max_bits=args.max_bits, include_side=args.include_side,
+        metric_options=options, overwrite=args.force, plot=not args.no_plot,
+    )
+    print(result.table)
+    written = [result.csv_path, result.ratios_path] + ([result.plot_path] if result.plot_path else [])
+    print(f"wrote {', '.join(map(str, written))} ({len(result.rows) - 1} archives under "
+          f"{result.csv_path.parent / 'archives'})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import format_demo_table, run_demo
 
@@ -147,16 +193,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
     pack.add_argument("posterior")
-    pack.add_argument("--lambda", dest="lam", type=_lambda, required=True,
-                      help="rate penalty: larger means smaller files (VBQ eq. 9)")
+    rate = pack.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--lambda", dest="lam", type=_lambda,
+                      help="rate penalty of vbq, vbq-refined, vbq-nostd, lloyd: larger means smaller files")
+    rate.add_argument("--spacing", type=_positive, help="uniform: grid spacing")
+    rate.add_argument("--k", type=int, help="kmeans: codebook size")
+    rate.add_argument("--bits-per-dim", type=_positive,
+                      help="find the method's knob so that 8 x file bytes / latents is this, within 1%%")
+    rate.add_argument("--max-bytes", type=int,
+                      help="find the method's knob so that the file is at most this and within 1%% of it")
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
-    pack.add_argument("--method", default="vbq", help="quantizer (default vbq)")
+    pack.add_argument("--method", default="vbq",
+                      help="quantizer: vbq (default), vbq-refined, vbq-nostd, uniform, kmeans, lloyd")
     pack.add_argument("--coder", default="range", choices=("range", "gzip", "bzip2", "lzma"),
                       help="entropy coder (default range; the others are the paper's baselines)")
-    pack.add_argument("--prior", choices=("rms", "fit"), default="rms",
-                      help="empirical prior: rms = N(0, RMS of means) as in the paper; fit = N(mean, std)")
-    pack.add_argument("--max-rate", type=int, default=53, help="longest code point in bits (1..53)")
+    pack.add_argument("--prior", choices=("rms", "fit"),
+                      help="VBQ empirical prior: rms = N(0, RMS of means) as in the paper (default); "
+                           "fit = N(mean, std)")
+    pack.add_argument("--max-rate", type=int, help="VBQ: longest code point in bits (1..53, default 53)")
+    pack.add_argument("--offset", type=_offset,
+                      help="uniform: zero (0 on the grid, default), half, or a fraction of the spacing")
+    pack.add_argument("--max-levels", type=int, help="lloyd: levels it starts from at most (default 4096)")
+    pack.add_argument("--global-std", dest="std", type=_positive,
+                      help="vbq-nostd: the one std every latent gets (default 1; only relabels lambda)")
+    pack.add_argument("--passes", type=int, help="vbq-refined: refinement passes (default 2)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
     pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     pack.set_defaults(func=cmd_pack)
@@ -176,6 +237,29 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     _add_evaluate_commands(commands)
+
+    sweep = commands.add_parser("sweep", help="rate-quality curves of several methods, ratios, a plot")
+    sweep.add_argument("posterior")
+    sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
+    sweep.add_argument("--methods", type=_names,
+                       default=["vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd"],
+                       help="comma-separated: vbq, vbq-refined, vbq-nostd, uniform, kmeans, lloyd, "
+                            "gzip, bzip2, lzma, or QUANTIZER+CODER (default: all but vbq-refined)")
+    sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
+    sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
+    sweep.add_argument("--min-bits", type=_positive, default=0.05,
+                       help="lowest rate to reach, estimated bits/dim (default 0.05)")
+    sweep.add_argument("--max-bits", type=_positive, default=6.0,
+                       help="highest rate to reach, estimated bits/dim (default 6)")
+    sweep.add_argument("--include-side", action="store_true",
+                       help="count side data (vocabulary, metadata) in the rates of plot and ratios")
+    sweep.add_argument("--quality", choices=("density", "within-1-std"),
+                       help="generic posteriors: the quality measure (default density = exp(-D/K))")
+    sweep.add_argument("--questions", help="embeddings: analogy questions file (default: the evaluator's)")
+    sweep.add_argument("--embedding-tensor", help="embeddings: tensor holding the word vectors (default U)")
+    sweep.add_argument("--no-plot", action="store_true", help="skip sweep.png")
+    sweep.add_argument("--force", action="store_true", help="overwrite earlier sweep outputs in the folder")
+    sweep.set_defaults(func=cmd_sweep)
 
     demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
     demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
