@@ -27,6 +27,27 @@ def _lambda(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _offset(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# quantizer options a pack command may set; each is passed on only when given
+_METHOD_OPTIONS = ("lam", "spacing", "offset", "k", "max_levels", "std", "passes", "max_rate", "prior")
+
+
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -63,15 +84,23 @@ def cmd_import_npz(args) -> int:
 def cmd_pack(args) -> int:
     from .packing import archive_info, pack
 
-    pack(
-        args.posterior, args.output, method=args.method, tensors=args.tensors,
-        overwrite=args.force, lam=args.lam, max_rate=args.max_rate, prior=args.prior,
-    )
+    options = {name: getattr(args, name) for name in _METHOD_OPTIONS if getattr(args, name) is not None}
+    common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force)
+    note = ""
+    if args.bits_per_dim is not None or args.max_bytes is not None:
+        from .ratecontrol import pack_to_target
+
+        control = pack_to_target(args.posterior, args.output, bits_per_dim=args.bits_per_dim,
+                                 max_bytes=args.max_bytes, **common, **options)
+        note = f"; chose {control.option} = {control.value:.6g} in {len(control.trials)} trials"
+        note += f" ({control.note})" if control.note else ""
+    else:
+        pack(args.posterior, args.output, **common, **options)
     info = archive_info(args.output)
     if args.json:
         _print_json(info)
     else:
-        print(f"wrote {args.output}: {_size_line(info)}")
+        print(f"wrote {args.output}: {_size_line(info)}{note}")
     return 0
 
 
@@ -97,12 +126,11 @@ def cmd_info(args) -> int:
         return 0
     print(f"{info['path']}: {info['method']} archive of a {info['kind']} model ({info['writer']})")
     print(f"  config: {json.dumps(info['config'])}")
-    print(f"  {'tensor':<24} {'shape':<18} {'latents':>10} {'symbols':>8} {'escaped':>8} "
-          f"{'est. bits/dim':>14}")
+    print(f"  coder: {json.dumps(info['coder'])}")
+    print(f"  {'tensor':<24} {'shape':<18} {'latents':>10} {'est. bits/dim':>14}")
     for t in info["tensors"]:
         shape = "x".join(map(str, t["shape"])) or "scalar"
-        print(f"  {t['name']:<24} {shape:<18} {t['n_latents']:>10} {t['distinct_symbols']:>8} "
-              f"{t['escaped_symbols']:>8} {t['estimated_bits_per_dim']:>14.4f}")
+        print(f"  {t['name']:<24} {shape:<18} {t['n_latents']:>10} {t['estimated_bits_per_dim']:>14.4f}")
     print(f"  total: {_size_line(info)}")
     print(f"  without side data: {info['bits_per_dim_without_side']:.4f} bits/dim")
     return 0
@@ -161,6 +189,34 @@ def _metrics_line(metrics: dict) -> str:
     return ", ".join(parts)
 
 
+def cmd_evaluate_analogy(args) -> int:
+    from .evaluate.analogy import evaluate_analogy_target, format_analogy_table
+
+    result = evaluate_analogy_target(args.target, args.questions, args.tensor)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_analogy_table(result))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    given = {"measure": args.quality, "questions": args.questions, "tensor": args.embedding_tensor}
+    options = {name: value for name, value in given.items() if value is not None}
+    result = run_sweep(
+        args.posterior, args.output, methods=args.methods, points=args.points, tensors=args.tensors,
+        min_bits=args.min_bits, max_bits=args.max_bits, include_side=args.include_side,
+        metric_options=options, overwrite=args.force, plot=not args.no_plot,
+    )
+    print(result.table)
+    written = [result.csv_path, result.ratios_path] + ([result.plot_path] if result.plot_path else [])
+    print(f"wrote {', '.join(map(str, written))} ({len(result.rows) - 1} archives under "
+          f"{result.csv_path.parent / 'archives'})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import format_demo_table, run_demo
 
@@ -194,20 +250,34 @@ def build_parser() -> argparse.ArgumentParser:
     fit_models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
     _add_fit_bnn(fit_models)
 
-    evaluate = commands.add_parser("evaluate", help="measure how well a (compressed) model does its task")
-    evaluations = evaluate.add_subparsers(dest="evaluation", required=True, parser_class=_Parser)
-    _add_evaluate_bnn(evaluations)
 
     pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
     pack.add_argument("posterior")
-    pack.add_argument("--lambda", dest="lam", type=_lambda, required=True,
-                      help="rate penalty: larger means smaller files (VBQ eq. 9)")
+    rate = pack.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--lambda", dest="lam", type=_lambda,
+                      help="rate penalty of vbq, vbq-refined, vbq-nostd, lloyd: larger means smaller files")
+    rate.add_argument("--spacing", type=_positive, help="uniform: grid spacing")
+    rate.add_argument("--k", type=int, help="kmeans: codebook size")
+    rate.add_argument("--bits-per-dim", type=_positive,
+                      help="find the method's knob so that 8 x file bytes / latents is this, within 1%%")
+    rate.add_argument("--max-bytes", type=int,
+                      help="find the method's knob so that the file is at most this and within 1%% of it")
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
-    pack.add_argument("--method", default="vbq", help="quantizer (default vbq)")
-    pack.add_argument("--prior", choices=("rms", "fit"), default="rms",
-                      help="empirical prior: rms = N(0, RMS of means) as in the paper; fit = N(mean, std)")
-    pack.add_argument("--max-rate", type=int, default=53, help="longest code point in bits (1..53)")
+    pack.add_argument("--method", default="vbq",
+                      help="quantizer: vbq (default), vbq-refined, vbq-nostd, uniform, kmeans, lloyd")
+    pack.add_argument("--coder", default="range", choices=("range", "gzip", "bzip2", "lzma"),
+                      help="entropy coder (default range; the others are the paper's baselines)")
+    pack.add_argument("--prior", choices=("rms", "fit"),
+                      help="VBQ empirical prior: rms = N(0, RMS of means) as in the paper (default); "
+                           "fit = N(mean, std)")
+    pack.add_argument("--max-rate", type=int, help="VBQ: longest code point in bits (1..53, default 53)")
+    pack.add_argument("--offset", type=_offset,
+                      help="uniform: zero (0 on the grid, default), half, or a fraction of the spacing")
+    pack.add_argument("--max-levels", type=int, help="lloyd: levels it starts from at most (default 4096)")
+    pack.add_argument("--global-std", dest="std", type=_positive,
+                      help="vbq-nostd: the one std every latent gets (default 1; only relabels lambda)")
+    pack.add_argument("--passes", type=int, help="vbq-refined: refinement passes (default 2)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
     pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     pack.set_defaults(func=cmd_pack)
@@ -225,6 +295,31 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("archive")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
+
+    _add_evaluate_bnn(_add_evaluate_commands(commands))
+
+    sweep = commands.add_parser("sweep", help="rate-quality curves of several methods, ratios, a plot")
+    sweep.add_argument("posterior")
+    sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
+    sweep.add_argument("--methods", type=_names,
+                       default=["vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd"],
+                       help="comma-separated: vbq, vbq-refined, vbq-nostd, uniform, kmeans, lloyd, "
+                            "gzip, bzip2, lzma, or QUANTIZER+CODER (default: all but vbq-refined)")
+    sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
+    sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
+    sweep.add_argument("--min-bits", type=_positive, default=0.05,
+                       help="lowest rate to reach, estimated bits/dim (default 0.05)")
+    sweep.add_argument("--max-bits", type=_positive, default=6.0,
+                       help="highest rate to reach, estimated bits/dim (default 6)")
+    sweep.add_argument("--include-side", action="store_true",
+                       help="count side data (vocabulary, metadata) in the rates of plot and ratios")
+    sweep.add_argument("--quality", choices=("density", "within-1-std"),
+                       help="generic posteriors: the quality measure (default density = exp(-D/K))")
+    sweep.add_argument("--questions", help="embeddings: analogy questions file (default: the evaluator's)")
+    sweep.add_argument("--embedding-tensor", help="embeddings: tensor holding the word vectors (default U)")
+    sweep.add_argument("--no-plot", action="store_true", help="skip sweep.png")
+    sweep.add_argument("--force", action="store_true", help="overwrite earlier sweep outputs in the folder")
+    sweep.set_defaults(func=cmd_sweep)
 
     demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
     demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
@@ -290,6 +385,21 @@ def _add_evaluate_bnn(evaluations) -> None:
     bnn.add_argument("--seed", type=int, default=0, help="seed of the weight draws")
     bnn.add_argument("--json", action="store_true", help="print the figures as JSON")
     bnn.set_defaults(func=cmd_evaluate_bnn)
+
+
+def _add_evaluate_commands(commands):
+    """``evaluate analogy`` (and later evaluators); returns the sub-parsers to add more to."""
+    evaluate = commands.add_parser("evaluate", help="measure a model's quality on its task")
+    tasks = evaluate.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    analogy = tasks.add_parser(
+        "analogy", help="word analogies (Hits@10, top-1, MRR) of a posterior, archive or word2vec file")
+    analogy.add_argument("target", help="posterior file (.h5, means), archive (.bcz) or word2vec "
+                         "file (.txt/.vec text, .bin binary)")
+    analogy.add_argument("--questions", help="analogy questions (default: gensim's questions-words.txt)")
+    analogy.add_argument("--tensor", help="tensor holding the word vectors (default U)")
+    analogy.add_argument("--json", action="store_true", help="print all figures as JSON")
+    analogy.set_defaults(func=cmd_evaluate_analogy)
+    return tasks
 
 
 def _version() -> str:

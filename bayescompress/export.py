@@ -91,14 +91,16 @@ def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarr
 
 def to_keyed_vectors(unpacked, tensor: str | None = None):
     """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored)."""
+    _, matrix = embedding_matrix(unpacked, tensor)
     from gensim.models import KeyedVectors
 
-    _, matrix = embedding_matrix(unpacked, tensor)
-    vectors = KeyedVectors(vector_size=matrix.shape[1], count=len(unpacked.vocab))
-    extras = None
+    # no preallocation (count=) and no extras= : gensim 4.3-4.4 add_vectors would keep the
+    # preallocated empty rows and cannot unpack an extras dict
+    vectors = KeyedVectors(vector_size=matrix.shape[1])
+    vectors.add_vectors(list(unpacked.vocab.words), matrix.astype(np.float32))
     if unpacked.vocab.counts is not None:
-        extras = {"count": np.asarray(unpacked.vocab.counts, dtype=np.int64)}
-    vectors.add_vectors(unpacked.vocab.words, matrix.astype(np.float32), extras=extras)
+        vectors.allocate_vecattrs(["count"], [np.int64])
+        vectors.expandos["count"][:] = np.asarray(unpacked.vocab.counts, dtype=np.int64)
     return vectors
 
 

@@ -64,3 +64,23 @@ def test_a_header_length_beyond_the_file_is_not_trusted():
     struct.pack_into("<I", blob, 12, 2**31)
     with pytest.raises(BayesCompressError, match="truncated"):
         decode_archive(bytes(blob))
+
+
+def test_the_header_is_stored_deflated_and_a_plain_json_header_reads_too():
+    import json
+    import zlib
+
+    blob = encode_archive({"format": "x"}, SECTIONS)
+    assert struct.unpack_from("<H", blob, 10)[0] == 1  # flag bit 0: deflated header
+    payload = blob[struct.calcsize("<8sHHI") + struct.unpack_from("<I", blob, 12)[0] + 4:]
+    text = json.dumps(decode_archive(blob).header).encode()
+    preamble = struct.pack("<8sHHI", MAGIC, 1, 0, len(text)) + text
+    plain = preamble + struct.pack("<I", zlib.crc32(preamble)) + payload
+    assert decode_archive(plain).sections == SECTIONS
+
+
+def test_unknown_flags_are_refused():
+    blob = bytearray(encode_archive({}, SECTIONS))
+    struct.pack_into("<H", blob, 10, 3)
+    with pytest.raises(BayesCompressError, match="unknown flags"):
+        decode_archive(bytes(blob))

@@ -183,6 +183,16 @@ def test_evaluate_command_prints_json_for_posterior_archive_and_state_dict(class
     assert f"accuracy {reports[1]['accuracy']:.4f}" in text and "test split (30 rows)" in text
 
 
+def test_sweep_network_quality_is_the_held_out_accuracy(classifier):
+    from bayescompress.quality import quality_for
+
+    _, result = classifier
+    means = {name: tensor.mean for name, tensor in result.posterior.tensors.items()}
+    quality = quality_for("network")(means, result.posterior)
+    assert quality.name == "accuracy" and quality.value == result.test_metrics["accuracy"]
+    assert quality.extras["nll"] == pytest.approx(result.test_metrics["nll"])
+
+
 def test_regression_learns_the_function_and_records_its_noise(regressor):
     folder, result = regressor
     _, values = wave()

@@ -140,3 +140,20 @@ def test_archives_of_every_format_version_decode_to_their_recorded_values(fixtur
 
 def test_fixture_archives_exist_for_the_current_version():
     assert (FIXTURES / "v1-vbq.bcz").exists()
+
+
+@pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])
+def test_baseline_byte_coders_round_trip_bit_exactly(tmp_path, posterior, coder):
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.2, coder=coder)
+    unpacked = unpack(tmp_path / "a.bcz")
+    for name, values in unpacked.tensors.items():
+        assert values.tobytes() == result.values[name].tobytes()
+    info = archive_info(tmp_path / "a.bcz")
+    assert info["coder"]["name"] == coder and info["table_bytes"] == 0
+    assert info["total_bytes"] == (tmp_path / "a.bcz").stat().st_size
+
+
+def test_range_coder_beats_byte_compressors_on_independent_symbols(tmp_path, posterior):
+    sizes = {coder: pack(posterior, tmp_path / f"{coder}.bcz", lam=0.05, coder=coder).stream_bytes
+             for coder in ("range", "gzip", "bzip2", "lzma")}
+    assert sizes["range"] < min(sizes["gzip"], sizes["bzip2"], sizes["lzma"])

@@ -1,1 +1,2 @@
-"""Task metrics for unpacked models: how much a compressed model still does its job (torch lives here)."""
+"""Quality of a (decompressed) model on its task: word analogies for embeddings, accuracy and NLL
+for Bayesian networks (torch lives here)."""

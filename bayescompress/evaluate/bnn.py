@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,25 @@ def _row_log_likelihoods(outputs: torch.Tensor, targets: torch.Tensor, spec: dic
         return outputs.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
     noise = spec["likelihood"]["noise_std"]
     return -0.5 * ((targets - outputs) / noise) ** 2 - math.log(noise) - 0.5 * math.log(2 * math.pi)
+
+
+@dataclass
+class NetworkScore:
+    """What ``evaluate_network`` measured: accuracy (classification) or RMSE (regression), and NLL."""
+
+    nll: float
+    rows: int
+    accuracy: float | None = None
+    rmse: float | None = None
+
+
+def evaluate_network(values: dict[str, np.ndarray], model_spec: dict | None, *, data=None,
+                     split: str = "test") -> NetworkScore:
+    """Metrics of the network with weights ``values`` on the rows the spec records (the sweep's
+    network quality: ``bayescompress.quality.network_quality``)."""
+    if model_spec is None:
+        raise BayesCompressError("network quality needs a model spec, and the posterior has none")
+    spec = validate_model_spec(model_spec, "posterior")
+    network = network_from_arrays(spec, dict(values), "posterior")
+    table, rows = evaluation_rows(spec, data, None, split, "posterior")
+    return NetworkScore(rows=int(len(rows)), **network_metrics(network, table, rows, spec))
