@@ -1,5 +1,7 @@
-"""Test accuracy against bits per weight on the digits Bayesian MLP: VBQ, a uniform grid with the same
-range coder, and the peer codec nncodec (MPEG NNC) on the posterior means, all in one run.
+"""Test accuracy against bits per weight on the digits Bayesian MLP: VBQ (and vbq-refined), uniform
+grids with the same range coder (bayescompress's ``uniform``, one spacing for all tensors, and a
+benchmark-local grid scaled per tensor), and the peer codec nncodec (MPEG NNC) on the posterior
+means, all in one run.
 
     .venv/bin/python benchmarks/bench_bnn.py --out out/bench-bnn [--posterior digits.h5]
 
@@ -33,7 +35,7 @@ from bayescompress.fit.mlp import network_from_arrays
 from bayescompress.fit.tabular import load_table, split_rows
 from bayescompress.packing import pack_posterior, unpack
 from bayescompress.posterior import Posterior
-from bayescompress.quantizers import QuantizedTensor, exact_float, parse_exact_float
+from bayescompress.quantizers import QuantizedTensor, exact_float, make_quantizer, parse_exact_float
 from bayescompress.vbq import GaussianPrior, VBQQuantizer
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +45,8 @@ LAMBDAS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.001, 100.0, 26))
 # almost every weight to 0, which this network tolerates, so the grid goes that far
 GRID_STEPS = tuple(float(x) for x in np.geomspace(0.03, 16.0, 22))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
+# bayescompress's own uniform method: one absolute spacing for every tensor
+SPACINGS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.005, 4.0, 22))
 NNC_QPS = tuple(range(-40, 1, 2))
 ACCURACY_DROPS = (0.0, 0.005, 0.01, 0.02, 0.05)
 RATE_BUDGETS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -244,15 +248,27 @@ def main() -> int:
     assert check["accuracy"] == vbq_one.accuracy and math.isclose(check["nll"], vbq_one.nll, rel_tol=1e-9)
     assert unpack(out / "archives" / "vbq-1.bcz").kind == "network"
 
+    for lam in LAMBDAS:
+        archive = out / "archives" / f"vbq-refined-{lam:g}.bcz"
+        points.append(measure(posterior, make_quantizer("vbq-refined", lam=lam), archive, "vbq-refined",
+                              f"lambda={lam:g}", table, rows))
+    for spacing in SPACINGS:
+        for offset in ("zero", "half"):
+            archive = out / "archives" / f"uniform-{spacing:g}-{offset}.bcz"
+            quantizer = make_quantizer("uniform", spacing=spacing, offset=offset)
+            setting = f"spacing={spacing:g} offset={offset}"
+            points.append(measure(posterior, quantizer, archive, "uniform", setting, table, rows))
+
     started = time.perf_counter()
     for step in GRID_STEPS:
         for offset in GRID_OFFSETS:
             archive = out / "archives" / f"grid-{step:.4f}-{offset:g}.bcz"
-            points.append(measure(posterior, UniformGridQuantizer(step, offset), archive, "uniform+range",
-                                  f"step={step:.3f}xRMS offset={offset:g}", table, rows))
+            setting = f"step={step:.3f}xRMS offset={offset:g}"
+            points.append(measure(posterior, UniformGridQuantizer(step, offset), archive,
+                                  "uniform-per-tensor", setting, table, rows))
     grid_seconds = time.perf_counter() - started
 
-    methods = ["vbq", "uniform+range"]
+    methods = ["vbq", "vbq-refined", "uniform", "uniform-per-tensor"]
     if not args.skip_nncodec:
         started = time.perf_counter()
         nnc_points = run_nncodec(means, out / "nncodec", table, rows, spec, n_weights)
@@ -262,8 +278,8 @@ def main() -> int:
             print(f"nncodec: {len(nnc_points)} bitstreams in {time.perf_counter() - started:.0f} s")
     else:
         print("nncodec: skipped (--skip-nncodec)")
-    print(f"times: VBQ {len(LAMBDAS)} archives in {vbq_seconds:.1f} s, grid {2 * len(GRID_STEPS)} "
-          f"archives in {grid_seconds:.1f} s")
+    print(f"times: VBQ {len(LAMBDAS)} archives in {vbq_seconds:.1f} s, per-tensor grid "
+          f"{2 * len(GRID_STEPS)} archives in {grid_seconds:.1f} s")
 
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
