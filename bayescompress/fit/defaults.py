@@ -19,6 +19,7 @@ SKIPGRAM_DEFAULTS = {
     "steps": 2000,
     "batch": 1000,
     "lr": 0.05,
+    "lr_decay": 1.0,
     "prior_std": 1.0,
     "init_std": 0.1,
     "init_scale": 0.01,

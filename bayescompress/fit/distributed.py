@@ -47,14 +47,17 @@ class ProcessGroup:
         """
         if not self.distributed:
             return float(loss.detach())
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        grads = [_dense(p.grad) if p.grad is not None else torch.zeros_like(p) for p in parameters]
         flat = torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1).to(grads[0].dtype)])
         torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
         flat /= self.world_size
         offset = 0
         for parameter, grad in zip(parameters, grads, strict=True):
             size = grad.numel()
-            parameter.grad = flat[offset:offset + size].view_as(grad).clone()
+            average = flat[offset:offset + size].view_as(grad).clone()
+            # row-sparse gradients stay row-sparse: rows that any rank touched
+            sparse = parameter.grad is not None and parameter.grad.is_sparse
+            parameter.grad = average.to_sparse(sparse_dim=1) if sparse else average
             offset += size
         return float(flat[-1])
 
@@ -88,6 +91,10 @@ class ProcessGroup:
         if not self.is_main:
             result = work()
         return result
+
+
+def _dense(grad: torch.Tensor) -> torch.Tensor:
+    return grad.coalesce().to_dense() if grad.is_sparse else grad
 
 
 def device_for(name: str, local_rank: int = 0) -> torch.device:

@@ -34,6 +34,7 @@ from .distributed import ProcessGroup, process_group
 CHECKPOINT_FORMAT = "bayescompress-skipgram-checkpoint"
 CHECKPOINT_VERSION = 1
 PARAMETERS = ("locs.U", "scales.U", "locs.V", "scales.V")
+SCALE_CONSTRAINT = constraints.softplus_positive
 # settings that define the model; a checkpoint only resumes a fit that agrees on all of them
 _MODEL_SETTINGS = ("dim", "negatives", "prior_std")
 
@@ -47,6 +48,7 @@ class SkipGramSettings:
     steps: int = SKIPGRAM_DEFAULTS["steps"]
     batch: int = SKIPGRAM_DEFAULTS["batch"]
     lr: float = SKIPGRAM_DEFAULTS["lr"]
+    lr_decay: float = SKIPGRAM_DEFAULTS["lr_decay"]  # the last step's learning rate is lr * lr_decay
     prior_std: float = SKIPGRAM_DEFAULTS["prior_std"]
     init_std: float = SKIPGRAM_DEFAULTS["init_std"]  # spread of the guide's initial means
     init_scale: float = SKIPGRAM_DEFAULTS["init_scale"]  # the guide's initial standard deviations
@@ -61,7 +63,7 @@ class SkipGramSettings:
             if getattr(self, name) < 1:
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be at least 1, got "
                                          f"{getattr(self, name)}")
-        for name in ("lr", "prior_std", "init_std", "init_scale"):
+        for name in ("lr", "lr_decay", "prior_std", "init_std", "init_scale"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
@@ -100,18 +102,28 @@ class SkipGram:
             context_vectors = pyro.sample("V", prior.expand([len(block.cols), self.dim]).to_event(1))
         scores = word_vectors.squeeze(-2) @ context_vectors.T
         with words, contexts:
-            pyro.factor("counts", block.positive * F.logsigmoid(scores)
-                        + block.negative * F.logsigmoid(-scores))
+            # n+ log s(x) + n- log s(-x), using log s(-x) = log s(x) - x to save a pass
+            pyro.factor("counts", (block.positive + block.negative) * F.logsigmoid(scores)
+                        - block.negative * scores)
 
     def guide(self, block: Block) -> None:
         words = pyro.plate("words", block.n_rows, subsample=block.rows, dim=-2)
         contexts = pyro.plate("contexts", block.n_cols, subsample=block.cols, dim=-1)
         with words:
-            locs, scales = pyro.param("locs.U")[block.rows], pyro.param("scales.U")[block.rows]
+            locs, scales = self._rows_of("U", block.rows)
             pyro.sample("U", dist.Normal(locs.unsqueeze(-2), scales.unsqueeze(-2)).to_event(1))
         with contexts:
-            locs, scales = pyro.param("locs.V")[block.cols], pyro.param("scales.V")[block.cols]
+            locs, scales = self._rows_of("V", block.cols)
             pyro.sample("V", dist.Normal(locs, scales).to_event(1))
+
+    def _rows_of(self, tensor: str, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Gather the block's rows of the unconstrained parameters and transform only those:
+        # the gradients are then row-sparse, so a step costs O(block), not O(vocabulary).
+        store = pyro.get_param_store()
+        leaves = dict(store.named_parameters())
+        locs = F.embedding(ids, leaves[f"locs.{tensor}"], sparse=True)
+        raw_scales = F.embedding(ids, leaves[f"scales.{tensor}"], sparse=True)
+        return locs, torch.distributions.transform_to(SCALE_CONSTRAINT)(raw_scales)
 
     def initialize(self, settings: SkipGramSettings, device: torch.device) -> list[torch.Tensor]:
         """Create the guide's parameters (same values on every rank); return them unconstrained."""
@@ -121,7 +133,7 @@ class SkipGram:
             locs = settings.init_std * torch.randn(shape, generator=generator)
             pyro.param(f"locs.{tensor}", locs.to(device))
             pyro.param(f"scales.{tensor}", torch.full(shape, settings.init_scale, device=device),
-                       constraint=constraints.softplus_positive)
+                       constraint=SCALE_CONSTRAINT)
         return unconstrained_parameters()
 
 
@@ -162,6 +174,16 @@ def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, i
     return np.random.default_rng(int(state[0])), int(state[1] % (1 << 63))
 
 
+def learning_rate(settings: SkipGramSettings, step: int) -> float:
+    """Exponential decay from ``lr`` at step 0 to ``lr * lr_decay`` at the last step.
+
+    >>> learning_rate(SkipGramSettings(lr=0.1, lr_decay=0.01, steps=3), 2)
+    0.001
+    """
+    fraction = step / max(settings.steps - 1, 1)
+    return settings.lr * settings.lr_decay ** fraction
+
+
 def _seed_torch(seed: int, device: torch.device) -> None:
     # the guide's samples come from torch's global generator (torch.manual_seed is slower: it
     # seeds every device type)
@@ -185,7 +207,7 @@ def _checkpoint_identity(counts: CoOccurrences, settings: SkipGramSettings) -> d
 
 def save_checkpoint(path: str | os.PathLike, step: int, identity: dict, parameters: list[torch.Tensor],
                     optimizer: torch.optim.Optimizer, elbos: list[float]) -> None:
-    """Guide parameters, Adam state and the ELBO trace, via torch.save of plain tensors and dicts."""
+    """Guide parameters, optimizer state and the ELBO trace, via torch.save of plain tensors and dicts."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -231,6 +253,7 @@ class FitResult:
 
     posterior: Posterior | None
     final_elbo: float
+    elbos: list[float]  # the minibatch ELBO estimate of every step
     steps: int
     seconds: float
     world_size: int
@@ -250,7 +273,8 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
     skipgram = SkipGram(counts.vocab_size, settings.dim, settings.prior_std)
     pyro.clear_param_store()
     parameters = skipgram.initialize(settings, device)
-    optimizer = torch.optim.Adam(parameters, lr=settings.lr, fused=True)
+    # lazy Adam: a step moves only the rows in the block, and their moments count their own steps
+    optimizer = torch.optim.SparseAdam(parameters, lr=settings.lr)
     identity = _checkpoint_identity(counts, settings)
     start, elbos = 0, []
     if settings.resume:
@@ -279,6 +303,8 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
             _seed_torch(torch_seed, device)
             block = draw_block(counts, negative_rows, noise, shard, group.world_size, settings.batch,
                                rng, device)
+            for group_settings in optimizer.param_groups:
+                group_settings["lr"] = learning_rate(settings, step)
             optimizer.zero_grad(set_to_none=True)
             loss = elbo.differentiable_loss(skipgram.model, skipgram.guide, block)
             loss.backward()
@@ -309,7 +335,7 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
             "world_size": group.world_size,
             "fit_seconds": seconds,
         }
-    return FitResult(posterior, final_elbo, settings.steps, seconds, group.world_size)
+    return FitResult(posterior, final_elbo, elbos, settings.steps, seconds, group.world_size)
 
 
 def posterior_from_guide(counts: CoOccurrences) -> Posterior:
