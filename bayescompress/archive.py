@@ -1,9 +1,10 @@
 """The archive container: magic, version, a length-prefixed JSON header, checksummed sections.
 
 Layout (docs/archive-format.md): 8-byte magic, u16 version, u16 flags, u32 header length, the
-header as UTF-8 JSON, the CRC-32 of everything before it, then the sections back to back.  The
-header locates each section by offset and length and holds its CRC-32; nothing is allocated
-from a length before it has been checked against the file's size.
+header as UTF-8 JSON (raw-DEFLATE compressed when flag bit 0 is set, as the writer always does:
+it halves the header, which matters for small models), the CRC-32 of everything before it, then
+the sections back to back.  The header locates each section by offset and length and holds its
+CRC-32; nothing is allocated from a length before it has been checked against the file's size.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ READABLE_VERSIONS = (1,)
 MAX_HEADER_BYTES = 1 << 26
 _PREAMBLE = struct.Struct("<8sHHI")  # magic, version, flags, header length
 _CRC = struct.Struct("<I")
+FLAG_DEFLATED_HEADER = 1
 
 
 @dataclass
@@ -47,7 +49,9 @@ def encode_archive(header: dict, sections: dict[str, bytes]) -> bytes:
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(text) > MAX_HEADER_BYTES:
         raise BayesCompressError("archive header is too large")
-    preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(text)) + text
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = deflate.compress(text) + deflate.flush()
+    preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, FLAG_DEFLATED_HEADER, len(packed)) + packed
     return b"".join([preamble, _CRC.pack(zlib.crc32(preamble)), *sections.values()])
 
 
@@ -84,7 +88,7 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
             f"{source}: archive format version {version} is not supported "
             f"(this bayescompress reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
-    if flags != 0:
+    if flags & ~FLAG_DEFLATED_HEADER:
         raise BayesCompressError(f"{source}: archive uses unknown flags {flags:#x}")
     end = header_size(length)
     if length > MAX_HEADER_BYTES or end > len(blob):
@@ -92,8 +96,11 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
     (stored_crc,) = _CRC.unpack_from(blob, end - _CRC.size)
     if zlib.crc32(blob[: end - _CRC.size]) != stored_crc:
         raise BayesCompressError(f"{source}: checksum mismatch in header (the file is corrupt)")
+    text = blob[_PREAMBLE.size : end - _CRC.size]
+    if flags & FLAG_DEFLATED_HEADER:
+        text = _inflate_header(text, source)
     try:
-        header = json.loads(blob[_PREAMBLE.size : end - _CRC.size].decode("utf-8"))
+        header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BayesCompressError(f"{source}: archive header is not valid JSON") from exc
     if not isinstance(header, dict) or not isinstance(header.get("sections"), dict):
@@ -120,3 +127,15 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
         extra = len(blob) - payload_end
         raise BayesCompressError(f"{source}: {extra} unexpected bytes after the last section")
     return Archive(header, sections, end, len(blob))
+
+
+def _inflate_header(data: bytes, source: str) -> bytes:
+    """Decompress the header, refusing one that would grow past MAX_HEADER_BYTES."""
+    inflate = zlib.decompressobj(-15)
+    try:
+        text = inflate.decompress(data, MAX_HEADER_BYTES)
+    except zlib.error as exc:
+        raise BayesCompressError(f"{source}: archive header does not decompress") from exc
+    if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
+        raise BayesCompressError(f"{source}: archive header is malformed")
+    return text

@@ -27,6 +27,27 @@ def _lambda(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _offset(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# quantizer options a pack command may set; each is passed on only when given
+_METHOD_OPTIONS = ("lam", "spacing", "offset", "k", "max_levels", "std", "passes", "max_rate", "prior")
+
+
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -63,15 +84,23 @@ def cmd_import_npz(args) -> int:
 def cmd_pack(args) -> int:
     from .packing import archive_info, pack
 
-    pack(
-        args.posterior, args.output, method=args.method, tensors=args.tensors,
-        overwrite=args.force, lam=args.lam, max_rate=args.max_rate, prior=args.prior,
-    )
+    options = {name: getattr(args, name) for name in _METHOD_OPTIONS if getattr(args, name) is not None}
+    common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force)
+    note = ""
+    if args.bits_per_dim is not None or args.max_bytes is not None:
+        from .ratecontrol import pack_to_target
+
+        control = pack_to_target(args.posterior, args.output, bits_per_dim=args.bits_per_dim,
+                                 max_bytes=args.max_bytes, **common, **options)
+        note = f"; chose {control.option} = {control.value:.6g} in {len(control.trials)} trials"
+        note += f" ({control.note})" if control.note else ""
+    else:
+        pack(args.posterior, args.output, **common, **options)
     info = archive_info(args.output)
     if args.json:
         _print_json(info)
     else:
-        print(f"wrote {args.output}: {_size_line(info)}")
+        print(f"wrote {args.output}: {_size_line(info)}{note}")
     return 0
 
 
@@ -80,8 +109,8 @@ def cmd_unpack(args) -> int:
     from .files import check_output_path
     from .packing import unpack
 
-    fmt = format_for(args.output, args.format)
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
+    fmt = format_for(args.output, args.format)
     unpacked = unpack(args.archive)
     write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
     print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}")
@@ -97,14 +126,94 @@ def cmd_info(args) -> int:
         return 0
     print(f"{info['path']}: {info['method']} archive of a {info['kind']} model ({info['writer']})")
     print(f"  config: {json.dumps(info['config'])}")
-    print(f"  {'tensor':<24} {'shape':<18} {'latents':>10} {'symbols':>8} {'escaped':>8} "
-          f"{'est. bits/dim':>14}")
+    print(f"  coder: {json.dumps(info['coder'])}")
+    print(f"  {'tensor':<24} {'shape':<18} {'latents':>10} {'est. bits/dim':>14}")
     for t in info["tensors"]:
         shape = "x".join(map(str, t["shape"])) or "scalar"
-        print(f"  {t['name']:<24} {shape:<18} {t['n_latents']:>10} {t['distinct_symbols']:>8} "
-              f"{t['escaped_symbols']:>8} {t['estimated_bits_per_dim']:>14.4f}")
+        print(f"  {t['name']:<24} {shape:<18} {t['n_latents']:>10} {t['estimated_bits_per_dim']:>14.4f}")
     print(f"  total: {_size_line(info)}")
     print(f"  without side data: {info['bits_per_dim_without_side']:.4f} bits/dim")
+    return 0
+
+
+def cmd_import_pyro(args) -> int:
+    from .files import check_output_path
+    from .fit.model_spec import read_spec_file
+    from .fit.pyro_store import import_pyro
+
+    check_output_path(args.output, overwrite=args.force, inputs=(args.file,))
+    spec = read_spec_file(args.spec) if args.spec else None
+    post = import_pyro(args.file, spec=spec, prefix=args.guide)
+    post.save(args.output)
+    left_out = post.metadata.get("pyro_params_left_out") or []
+    print(f"wrote {args.output}: {len(post.tensors)} site(s), {post.n_latents} latents, kind {post.kind}"
+          + (f"; left out non-guide params: {', '.join(left_out)}" if left_out else ""))
+    return 0
+
+
+def cmd_fit_bnn(args) -> int:
+    from .fit.bnn import fit_bnn
+
+    result = fit_bnn(
+        args.data, args.output, hidden=args.hidden, steps=args.steps, task=args.task, target=args.target,
+        test_fraction=args.test_fraction, seed=args.seed, lr=args.lr, batch=args.batch,
+        prior_std=args.prior_std, activation=args.activation, device=args.device, overwrite=args.force,
+    )
+    post = result.posterior
+    print(f"wrote {result.path}: {len(post.tensors)} tensors, {post.n_latents} weights, "
+          f"ELBO {result.final_elbo_per_row:.4f} per training row")
+    print(f"  held-out rows, posterior means: {_metrics_line(result.test_metrics)}")
+    return 0
+
+
+def cmd_evaluate_bnn(args) -> int:
+    from .evaluate.bnn import evaluate_bnn
+
+    report = evaluate_bnn(args.target, data=args.data, data_target=args.target_column, split=args.split,
+                          samples=args.samples, spec_path=args.spec, seed=args.seed)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['target']} ({report['weights']}) on {report['data']}, {report['split']} split "
+              f"({report['rows']} rows): {_metrics_line(report)}")
+    return 0
+
+
+def _metrics_line(metrics: dict) -> str:
+    parts = []
+    if "accuracy" in metrics:
+        parts.append(f"accuracy {metrics['accuracy']:.4f}")
+    if "rmse" in metrics:
+        parts.append(f"RMSE {metrics['rmse']:.4g}")
+    parts.append(f"NLL {metrics['nll']:.4f} nats/row")
+    return ", ".join(parts)
+
+
+def cmd_evaluate_analogy(args) -> int:
+    from .evaluate.analogy import evaluate_analogy_target, format_analogy_table
+
+    result = evaluate_analogy_target(args.target, args.questions, args.tensor)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_analogy_table(result))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    given = {"measure": args.quality, "questions": args.questions, "tensor": args.embedding_tensor}
+    options = {name: value for name, value in given.items() if value is not None}
+    result = run_sweep(
+        args.posterior, args.output, methods=args.methods, points=args.points, tensors=args.tensors,
+        min_bits=args.min_bits, max_bits=args.max_bits, include_side=args.include_side,
+        metric_options=options, overwrite=args.force, plot=not args.no_plot,
+    )
+    print(result.table)
+    written = [result.csv_path, result.ratios_path] + ([result.plot_path] if result.plot_path else [])
+    print(f"wrote {', '.join(map(str, written))} ({len(result.rows) - 1} archives under "
+          f"{result.csv_path.parent / 'archives'})")
     return 0
 
 
@@ -145,12 +254,150 @@ def cmd_fit_skipgram(args) -> int:
 # ------------------------------------------------------------------------- parser
 
 
-def _add_fit_commands(commands):
-    """``bayescompress fit MODEL``: the group that fitting commands join; returns its sub-parsers."""
-    fit = commands.add_parser("fit", help="fit a Bayesian model and write its posterior file")
-    models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
-    _add_fit_skipgram(models)
-    return models
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bayescompress", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    importer = commands.add_parser("import", help="turn a posterior fitted elsewhere into a posterior file")
+    sources = importer.add_subparsers(dest="source", required=True, parser_class=_Parser)
+    npz = sources.add_parser("npz", help="keys NAME.mean, NAME.std, optional vocab and counts")
+    npz.add_argument("file")
+    npz.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    npz.add_argument("--kind", choices=("embedding", "network", "generic"),
+                     help="model kind (default: embedding when a vocab is present, else generic)")
+    npz.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    npz.set_defaults(func=cmd_import_npz)
+
+    _add_import_pyro(sources)
+
+    fit = commands.add_parser("fit", help="fit a Bayesian model with Pyro and write its posterior file")
+    fit_models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    _add_fit_bnn(fit_models)
+    _add_fit_skipgram(fit_models)
+
+
+    pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
+    pack.add_argument("posterior")
+    rate = pack.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--lambda", dest="lam", type=_lambda,
+                      help="rate penalty of vbq, vbq-refined, vbq-nostd, lloyd: larger means smaller files")
+    rate.add_argument("--spacing", type=_positive, help="uniform: grid spacing")
+    rate.add_argument("--k", type=int, help="kmeans: codebook size")
+    rate.add_argument("--bits-per-dim", type=_positive,
+                      help="find the method's knob so that 8 x file bytes / latents is this, within 1%%")
+    rate.add_argument("--max-bytes", type=int,
+                      help="find the method's knob so that the file is at most this and within 1%% of it")
+    pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
+    pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
+    pack.add_argument("--method", default="vbq",
+                      help="quantizer: vbq (default), vbq-refined, vbq-nostd, uniform, kmeans, lloyd")
+    pack.add_argument("--coder", default="range", choices=("range", "gzip", "bzip2", "lzma"),
+                      help="entropy coder (default range; the others are the paper's baselines)")
+    pack.add_argument("--prior", choices=("rms", "fit"),
+                      help="VBQ empirical prior: rms = N(0, RMS of means) as in the paper (default); "
+                           "fit = N(mean, std)")
+    pack.add_argument("--max-rate", type=int, help="VBQ: longest code point in bits (1..53, default 53)")
+    pack.add_argument("--offset", type=_offset,
+                      help="uniform: zero (0 on the grid, default), half, or a fraction of the spacing")
+    pack.add_argument("--max-levels", type=int, help="lloyd: levels it starts from at most (default 4096)")
+    pack.add_argument("--global-std", dest="std", type=_positive,
+                      help="vbq-nostd: the one std every latent gets (default 1; only relabels lambda)")
+    pack.add_argument("--passes", type=int, help="vbq-refined: refinement passes (default 2)")
+    pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
+    pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    pack.set_defaults(func=cmd_pack)
+
+    unpack = commands.add_parser("unpack", help="decode an archive into a usable model file")
+    unpack.add_argument("archive")
+    unpack.add_argument("-o", "--output", required=True)
+    unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec", "torch"),
+                        help="output format (default: from the suffix)")
+    unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
+    unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    unpack.set_defaults(func=cmd_unpack)
+
+    info = commands.add_parser("info", help="show an archive's tensors, sizes and rates")
+    info.add_argument("archive")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+
+    _add_evaluate_bnn(_add_evaluate_commands(commands))
+
+    sweep = commands.add_parser("sweep", help="rate-quality curves of several methods, ratios, a plot")
+    sweep.add_argument("posterior")
+    sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
+    sweep.add_argument("--methods", type=_names,
+                       default=["vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd"],
+                       help="comma-separated: vbq, vbq-refined, vbq-nostd, uniform, kmeans, lloyd, "
+                            "gzip, bzip2, lzma, or QUANTIZER+CODER (default: all but vbq-refined)")
+    sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
+    sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
+    sweep.add_argument("--min-bits", type=_positive, default=0.05,
+                       help="lowest rate to reach, estimated bits/dim (default 0.05)")
+    sweep.add_argument("--max-bits", type=_positive, default=6.0,
+                       help="highest rate to reach, estimated bits/dim (default 6)")
+    sweep.add_argument("--include-side", action="store_true",
+                       help="count side data (vocabulary, metadata) in the rates of plot and ratios")
+    sweep.add_argument("--quality", choices=("density", "within-1-std"),
+                       help="generic posteriors: the quality measure (default density = exp(-D/K))")
+    sweep.add_argument("--questions", help="embeddings: analogy questions file (default: the evaluator's)")
+    sweep.add_argument("--embedding-tensor", help="embeddings: tensor holding the word vectors (default U)")
+    sweep.add_argument("--no-plot", action="store_true", help="skip sweep.png")
+    sweep.add_argument("--force", action="store_true", help="overwrite earlier sweep outputs in the folder")
+    sweep.set_defaults(func=cmd_sweep)
+
+    demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
+    demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _add_import_pyro(sources) -> None:
+    pyro = sources.add_parser("pyro", help="a saved Pyro param store of an AutoNormal guide "
+                              "(pyro.get_param_store().save(PATH)); loaded without running pickled code")
+    pyro.add_argument("file")
+    pyro.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    pyro.add_argument("--spec", help="model spec JSON of the network (makes the posterior kind 'network')")
+    pyro.add_argument("--guide", help="prefix of the guide's params when the store holds several "
+                      "(e.g. AutoNormal)")
+    pyro.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    pyro.set_defaults(func=cmd_import_pyro)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+    if any(width < 1 for width in widths):
+        raise argparse.ArgumentTypeError(f"layer widths must be positive: {text!r}")
+    return widths
+
+
+def _add_fit_bnn(fit_models) -> None:
+    bnn = fit_models.add_parser("bnn", help="a Bayesian MLP (Normal priors, AutoNormal guide) "
+                                "on tabular data")
+    bnn.add_argument("data", help="a .csv with a header row (see --target), an .npz with arrays X and y, "
+                     "or 'digits' (scikit-learn's bundled digits)")
+    bnn.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    bnn.add_argument("--hidden", type=_widths, default=(256, 256),
+                     help="hidden layer widths (default 256,256)")
+    bnn.add_argument("--steps", type=int, default=2000, help="SVI steps (default 2000)")
+    bnn.add_argument("--task", choices=("classification", "regression"), default="classification")
+    bnn.add_argument("--target", help="CSV: the label column")
+    bnn.add_argument("--test-fraction", type=float, default=0.2, help="rows held out (default 0.2)")
+    bnn.add_argument("--seed", type=int, default=0, help="split, initialization and SVI seed")
+    bnn.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+    bnn.add_argument("--batch", type=int, default=256, help="minibatch rows, 0 = all (default 256)")
+    bnn.add_argument("--prior-std", type=float, default=0.3,
+                     help="std of the Normal(0, std) prior on every weight and bias (default 0.3)")
+    bnn.add_argument("--activation", default="relu", choices=("relu", "tanh", "sigmoid"))
+    bnn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bnn.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    bnn.set_defaults(func=cmd_fit_bnn)
 
 
 def _add_fit_skipgram(models) -> None:
@@ -197,57 +444,33 @@ def _add_fit_skipgram(models) -> None:
 
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bayescompress", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _add_evaluate_bnn(evaluations) -> None:
+    bnn = evaluations.add_parser("bnn", help="accuracy/RMSE and NLL of a network on its held-out rows")
+    bnn.add_argument("target", help="a posterior file (.h5), an archive (.bcz) or a state dict (.pt)")
+    bnn.add_argument("--data", help="data file (default: the one recorded at fit time)")
+    bnn.add_argument("--target-column", help="CSV label column (default: the one recorded at fit time)")
+    bnn.add_argument("--split", choices=("test", "train", "all"), default="test")
+    bnn.add_argument("--samples", type=int, default=0,
+                     help="posterior files: average the predictive over this many weight draws")
+    bnn.add_argument("--spec", help="model spec JSON, for a state dict saved without one")
+    bnn.add_argument("--seed", type=int, default=0, help="seed of the weight draws")
+    bnn.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bnn.set_defaults(func=cmd_evaluate_bnn)
 
-    importer = commands.add_parser("import", help="turn a posterior fitted elsewhere into a posterior file")
-    sources = importer.add_subparsers(dest="source", required=True, parser_class=_Parser)
-    npz = sources.add_parser("npz", help="keys NAME.mean, NAME.std, optional vocab and counts")
-    npz.add_argument("file")
-    npz.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
-    npz.add_argument("--kind", choices=("embedding", "network", "generic"),
-                     help="model kind (default: embedding when a vocab is present, else generic)")
-    npz.add_argument("--force", action="store_true", help="overwrite the output if it exists")
-    npz.set_defaults(func=cmd_import_npz)
 
-    pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
-    pack.add_argument("posterior")
-    pack.add_argument("--lambda", dest="lam", type=_lambda, required=True,
-                      help="rate penalty: larger means smaller files (VBQ eq. 9)")
-    pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
-    pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
-    pack.add_argument("--method", default="vbq", help="quantizer (default vbq)")
-    pack.add_argument("--prior", choices=("rms", "fit"), default="rms",
-                      help="empirical prior: rms = N(0, RMS of means) as in the paper; fit = N(mean, std)")
-    pack.add_argument("--max-rate", type=int, default=53, help="longest code point in bits (1..53)")
-    pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
-    pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
-    pack.set_defaults(func=cmd_pack)
-
-    unpack = commands.add_parser("unpack", help="decode an archive into a usable model file")
-    unpack.add_argument("archive")
-    unpack.add_argument("-o", "--output", required=True)
-    unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec"),
-                        help="output format (default: from the suffix)")
-    unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
-    unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
-    unpack.set_defaults(func=cmd_unpack)
-
-    info = commands.add_parser("info", help="show an archive's tensors, sizes and rates")
-    info.add_argument("archive")
-    info.add_argument("--json", action="store_true")
-    info.set_defaults(func=cmd_info)
-
-    _add_fit_commands(commands)
-
-    demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
-    demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
-    return parser
+def _add_evaluate_commands(commands):
+    """``evaluate analogy`` (and later evaluators); returns the sub-parsers to add more to."""
+    evaluate = commands.add_parser("evaluate", help="measure a model's quality on its task")
+    tasks = evaluate.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    analogy = tasks.add_parser(
+        "analogy", help="word analogies (Hits@10, top-1, MRR) of a posterior, archive or word2vec file")
+    analogy.add_argument("target", help="posterior file (.h5, means), archive (.bcz) or word2vec "
+                         "file (.txt/.vec text, .bin binary)")
+    analogy.add_argument("--questions", help="analogy questions (default: gensim's questions-words.txt)")
+    analogy.add_argument("--tensor", help="tensor holding the word vectors (default U)")
+    analogy.add_argument("--json", action="store_true", help="print all figures as JSON")
+    analogy.set_defaults(func=cmd_evaluate_analogy)
+    return tasks
 
 
 def _version() -> str:

@@ -177,8 +177,7 @@ class FrequencyTable:
     @classmethod
     def fit(cls, symbols: np.ndarray) -> FrequencyTable:
         """Choose the cheapest split into table symbols and escapes for these symbols."""
-        symbols = np.asarray(symbols, dtype=np.int64).ravel()
-        unique, counts = np.unique(symbols, return_counts=True)
+        unique, counts = symbol_counts(symbols)
         signed = bool(unique.size and unique[0] < 0)
         escaped = _choose_escapes(unique, counts, signed)
         table = cls(unique[~escaped], counts[~escaped], signed)
@@ -195,7 +194,8 @@ class FrequencyTable:
         parts = [bytes([1 if self.signed else 0]), encode_varints(np.array([self.symbols.size]))]
         if self.symbols.size:
             first = _raw_codes(self.symbols[:1], self.signed)
-            gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
+            with np.errstate(over="ignore"):  # differences wrap in int64 but are exact as uint64
+                gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
             parts += [encode_varints(first), encode_varints(gaps), encode_varints(self.counts)]
         parts.append(encode_varints(np.array([self.escape_count])))
         if self.escape_count:
@@ -222,10 +222,12 @@ class FrequencyTable:
             first, offset = decode_varints(buffer, 1, offset)
             gaps, offset = decode_varints(buffer, n - 1, offset)
             raw_counts, offset = decode_varints(buffer, n, offset)
-            start = unzigzag(first) if signed else first.astype(np.int64)
-            if gaps.size and (gaps.max() >= np.uint64(1 << 62)):
-                raise BayesCompressError("frequency table symbol gaps are out of range")
-            symbols = np.concatenate((start, start[0] + np.cumsum(gaps.astype(np.int64) + 1)))
+            start = unzigzag(first) if signed else first.view(np.int64)
+            with np.errstate(over="ignore"):  # uint64 wraps; an overflow shows as a decrease below
+                steps = np.cumsum(gaps + np.uint64(1), dtype=np.uint64)
+                symbols = np.concatenate((start, (start.view(np.uint64) + steps).view(np.int64)))
+            if not np.all(symbols[1:] > symbols[:-1]):
+                raise BayesCompressError("frequency table symbols are out of range")
             counts = raw_counts.astype(np.int64)
             if counts.min() < 1 or raw_counts.max() >= np.uint64(1 << 40):
                 raise BayesCompressError("frequency table counts are out of range")
@@ -266,9 +268,23 @@ class FrequencyTable:
         return bits
 
 
+def symbol_counts(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct symbols (sorted) and how often each occurs; O(n) when the symbols are small."""
+    symbols = np.asarray(symbols, dtype=np.int64).ravel()
+    if symbols.size == 0:
+        return symbols, np.zeros(0, dtype=np.int64)
+    low, high = int(symbols.min()), int(symbols.max())
+    if high - low < max(1 << 16, 4 * symbols.size):
+        counts = np.bincount(symbols - low, minlength=high - low + 1)
+        present = np.flatnonzero(counts)
+        return present.astype(np.int64) + low, counts[present].astype(np.int64)
+    unique, counts = np.unique(symbols, return_counts=True)
+    return unique, counts.astype(np.int64)
+
+
 def empirical_entropy_bits(symbols: np.ndarray) -> float:
     """N log2 N - sum c log2 c: the bits an ideal coder needs given the symbols' own frequencies."""
-    _, counts = np.unique(np.asarray(symbols).ravel(), return_counts=True)
+    _, counts = symbol_counts(symbols)
     total = counts.sum()
     return float(total * np.log2(total) - np.sum(counts * np.log2(counts))) if total else 0.0
 
@@ -323,11 +339,9 @@ def encode_stream(blocks: list[tuple[np.ndarray, FrequencyTable]]) -> bytes:
     encoder = constriction.stream.queue.RangeEncoder()
     for symbols, table in blocks:
         symbols = np.asarray(symbols, dtype=np.int64).ravel()
-        position = np.searchsorted(table.symbols, symbols)
-        in_table = position < table.symbols.size
-        in_table[in_table] = table.symbols[position[in_table]] == symbols[in_table]
+        dense = dense_indices(symbols, table.symbols)
+        in_table = dense < table.symbols.size
         if table.alphabet_size > 1:
-            dense = np.where(in_table, position, table.symbols.size).astype(np.int32)
             encoder.encode(dense, categorical_model(table.model_probabilities()))
         elif table.alphabet_size == 1 and table.escape_count == 0 and not in_table.all():
             raise BayesCompressError("internal: symbol missing from its frequency table")
@@ -338,6 +352,24 @@ def encode_stream(blocks: list[tuple[np.ndarray, FrequencyTable]]) -> bytes:
             _encode_escapes(encoder, codes, table)
     words = encoder.get_compressed()
     return np.asarray(words, dtype="<u4").tobytes()
+
+
+def dense_indices(symbols: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
+    """Position of each symbol in the sorted ``alphabet``; ``alphabet.size`` (the escape) if absent."""
+    dense = np.full(symbols.size, alphabet.size, dtype=np.int32)
+    if alphabet.size == 0 or symbols.size == 0:
+        return dense
+    low, high = int(alphabet[0]), int(alphabet[-1])
+    inside = (symbols >= low) & (symbols <= high)
+    if high - low < max(1 << 16, 4 * symbols.size):  # a lookup table beats a binary search
+        lookup = np.full(high - low + 1, alphabet.size, dtype=np.int32)
+        lookup[alphabet - low] = np.arange(alphabet.size, dtype=np.int32)
+        dense[inside] = lookup[symbols[inside] - low]
+        return dense
+    position = np.searchsorted(alphabet, symbols[inside])
+    found = alphabet[np.minimum(position, alphabet.size - 1)] == symbols[inside]
+    dense[np.flatnonzero(inside)[found]] = position[found]
+    return dense
 
 
 def _encode_escapes(encoder, codes: np.ndarray, table: FrequencyTable) -> None:
@@ -408,3 +440,42 @@ def _decode_escapes(decoder, count: int, table: FrequencyTable) -> np.ndarray:
         payload[selected] |= values.astype(np.uint64) << np.uint64(chunk * _CHUNK_BITS)
     leading = np.where(lengths > 0, np.uint64(1) << np.maximum(lengths - 1, 0).astype(np.uint64), 0)
     return payload | leading.astype(np.uint64)
+
+
+class RangeCoder:
+    """The default coder: one frequency table per tensor and one range-coded stream for all."""
+
+    name = "range"
+
+    def spec(self) -> dict:
+        return dict(CODER_SPEC)
+
+    @staticmethod
+    def reads(spec: dict) -> bool:
+        return spec == CODER_SPEC
+
+    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes]:
+        """Tables section and stream section for these tensors' symbols."""
+        tables = [FrequencyTable.fit(symbols) for symbols in symbol_arrays]
+        stream = encode_stream(list(zip(symbol_arrays, tables, strict=True)))
+        return b"".join(table.to_bytes() for table in tables), stream
+
+    @staticmethod
+    def read_tables(data: bytes, n_tensors: int) -> list[FrequencyTable]:
+        tables, offset = [], 0
+        for _ in range(n_tensors):
+            table, offset = FrequencyTable.from_bytes(data, offset)
+            tables.append(table)
+        if offset != len(data):
+            raise BayesCompressError("tables section has trailing bytes")
+        return tables
+
+    @classmethod
+    def decode(cls, spec: dict, tables: bytes, stream: bytes, counts: list[int]) -> list[np.ndarray]:
+        parsed = cls.read_tables(tables, len(counts))
+        return decode_stream(stream, list(zip(counts, parsed, strict=True)))
+
+    @classmethod
+    def estimated_bits(cls, tables: bytes, counts: list[int]) -> list[float]:
+        """Bits each tensor's symbols take under its table's model (before coder overhead)."""
+        return [table.ideal_bits() for table in cls.read_tables(tables, len(counts))]

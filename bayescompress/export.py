@@ -13,10 +13,10 @@ import numpy as np
 from .errors import BayesCompressError
 from .files import atomic_output
 
-FORMATS = ("npz", "hdf5", "word2vec")
+FORMATS = ("npz", "hdf5", "word2vec", "torch")
 VALUES_FORMAT = "bayescompress-values"
 _SUFFIXES = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".txt": "word2vec", ".bin": "word2vec",
-             ".vec": "word2vec", ".w2v": "word2vec"}
+             ".vec": "word2vec", ".w2v": "word2vec", ".pt": "torch", ".pth": "torch"}
 
 
 def format_for(path: str | os.PathLike, requested: str | None) -> str:
@@ -91,14 +91,16 @@ def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarr
 
 def to_keyed_vectors(unpacked, tensor: str | None = None):
     """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored)."""
+    _, matrix = embedding_matrix(unpacked, tensor)
     from gensim.models import KeyedVectors
 
-    _, matrix = embedding_matrix(unpacked, tensor)
-    vectors = KeyedVectors(vector_size=matrix.shape[1], count=len(unpacked.vocab))
-    extras = None
+    # no preallocation (count=) and no extras= : gensim 4.3-4.4 add_vectors would keep the
+    # preallocated empty rows and cannot unpack an extras dict
+    vectors = KeyedVectors(vector_size=matrix.shape[1])
+    vectors.add_vectors(list(unpacked.vocab.words), matrix.astype(np.float32))
     if unpacked.vocab.counts is not None:
-        extras = {"count": np.asarray(unpacked.vocab.counts, dtype=np.int64)}
-    vectors.add_vectors(unpacked.vocab.words, matrix.astype(np.float32), extras=extras)
+        vectors.allocate_vecattrs(["count"], [np.int64])
+        vectors.expandos["count"][:] = np.asarray(unpacked.vocab.counts, dtype=np.int64)
     return vectors
 
 
@@ -110,8 +112,23 @@ def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None)
         vectors.save_word2vec_format(str(tmp), binary=binary)
 
 
+def write_torch(unpacked, path: str | os.PathLike) -> None:
+    """A PyTorch state dict (torch.save of a plain dict): tensors by name, and for a network the
+    model spec as JSON text under ``_extra_state``; ``torch.load(path, weights_only=True)`` reads it."""
+    import torch
+
+    from .fit.mlp import state_dict_arrays
+
+    spec = unpacked.model_spec if unpacked.kind == "network" else None
+    state = state_dict_arrays(unpacked.tensors, spec)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
 def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
-    if fmt == "npz":
+    if fmt == "torch":
+        write_torch(unpacked, path)
+    elif fmt == "npz":
         write_npz(unpacked, path)
     elif fmt == "hdf5":
         write_hdf5(unpacked, path)

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import __version__
 from .archive import read_archive, write_archive
-from .coding import CODER_SPEC, FrequencyTable, decode_stream, empirical_entropy_bits, encode_stream
+from .bytecoders import ByteCompressorCoder
+from .coding import RangeCoder, empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
 from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
@@ -75,35 +76,54 @@ def pack(
     out: str | os.PathLike,
     *,
     method: str = "vbq",
+    coder: str = "range",
     tensors: list[str] | None = None,
     overwrite: bool = False,
     show_progress: bool | None = None,
     **options,
 ) -> PackResult:
-    """Quantize the posterior's tensors with ``method`` and write one archive.
+    """Quantize the posterior's tensors with ``method``, code them with ``coder``, write one archive.
 
     ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).
     """
     inputs = (source,) if not isinstance(source, Posterior) else ()
     check_output_path(out, overwrite=overwrite, inputs=inputs)
     quantizer = make_quantizer(method, **options)
+    symbol_coder = make_coder(coder)
     posterior = source if isinstance(source, Posterior) else Posterior.load(source, tensors)
     posterior = posterior.select(tensors)
     posterior.validate()
-    return pack_posterior(posterior, out, quantizer, show_progress)
+    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
 
 
-def pack_posterior(posterior: Posterior, out, quantizer, show_progress: bool | None = None) -> PackResult:
-    entries, blocks, tables, values, symbols = [], [], [], {}, {}
+def make_coder(name: str):
+    """The coder named ``name``: ``range`` (default) or a baseline byte compressor."""
+    if name == RangeCoder.name:
+        return RangeCoder()
+    return ByteCompressorCoder(name)
+
+
+def coder_for(spec, source: str):
+    """The coder class that reads archives written with ``spec``."""
+    for candidate in (RangeCoder, ByteCompressorCoder):
+        if isinstance(spec, dict) and candidate.reads(spec):
+            return candidate
+    raise BayesCompressError(
+        f"{source}: archive was written with coder {spec!r}, which this version cannot decode"
+    )
+
+
+def pack_posterior(
+    posterior: Posterior, out, quantizer, coder=None, show_progress: bool | None = None
+) -> PackResult:
+    coder = coder if coder is not None else RangeCoder()
+    entries, values, symbols = [], {}, {}
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         for name, tensor in posterior.tensors.items():
             quantized = quantizer.quantize(tensor.mean, tensor.std, progress=bar)
-            table = FrequencyTable.fit(quantized.symbols)
             chosen = quantizer.dequantize(quantized.symbols, quantized.params, quantizer.config())
             chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
             values[name], symbols[name] = chosen, quantized.symbols
-            blocks.append((quantized.symbols, table))
-            tables.append(table.to_bytes())
             entries.append({
                 "name": name,
                 "shape": list(tensor.shape),
@@ -112,25 +132,24 @@ def pack_posterior(posterior: Posterior, out, quantizer, show_progress: bool | N
                 "values_crc32": _values_crc32(chosen),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
-    stream = encode_stream(blocks)
+    tables, stream = coder.encode(list(symbols.values()))
     header = {
         "format": ARCHIVE_FORMAT,
         "writer": f"bayescompress {__version__}",
         "kind": posterior.kind,
         "method": quantizer.name,
         "config": quantizer.config(),
-        "coder": CODER_SPEC,
+        "coder": coder.spec(),
         "tensors": entries,
         "side": side_descriptor,
     }
-    sections = {"tables": b"".join(tables), "side": side, "stream": stream}
+    sections = {"tables": tables, "side": side, "stream": stream}
     total = write_archive(out, header, sections)
-    layout = total - len(sections["tables"]) - len(side) - len(stream)
     return PackResult(
         path=Path(out),
         total_bytes=total,
-        header_bytes=layout + len(sections["tables"]),
-        table_bytes=len(sections["tables"]),
+        header_bytes=total - len(side) - len(stream),
+        table_bytes=len(tables),
         side_bytes=len(side),
         stream_bytes=len(stream),
         n_latents=posterior.n_latents,
@@ -168,19 +187,14 @@ def _tensor_entries(header: dict, source: str) -> list[dict]:
     return entries
 
 
-def read_tables(archive, entries: list[dict], source: str) -> list[FrequencyTable]:
-    tables, offset, data = [], 0, archive.sections.get("tables")
-    if data is None:
-        raise BayesCompressError(f"{source}: archive has no tables section")
-    for _ in entries:
-        try:
-            table, offset = FrequencyTable.from_bytes(data, offset)
-        except BayesCompressError as exc:
-            raise BayesCompressError(f"{source}: {exc}") from exc
-        tables.append(table)
-    if offset != len(data):
-        raise BayesCompressError(f"{source}: tables section has trailing bytes")
-    return tables
+def _symbol_counts(entries: list[dict]) -> list[int]:
+    return [int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1 for e in entries]
+
+
+def _sections(archive, source: str) -> tuple[bytes, bytes]:
+    if "tables" not in archive.sections or "stream" not in archive.sections:
+        raise BayesCompressError(f"{source}: archive lacks its tables or stream section")
+    return archive.sections["tables"], archive.sections["stream"]
 
 
 def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpacked:
@@ -189,7 +203,6 @@ def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpack
     archive = read_archive(path)
     header = archive.header
     entries = _tensor_entries(header, source)
-    tables = read_tables(archive, entries, source)
     method = header.get("method")
     config = header.get("config")
     if not isinstance(method, str) or not isinstance(config, dict):
@@ -198,23 +211,20 @@ def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpack
         quantizer = quantizer_class(method)
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: archive uses a method this version cannot read ({exc})") from exc
-    if header.get("coder") != CODER_SPEC:
-        raise BayesCompressError(
-            f"{source}: archive was written with coder {header.get('coder')!r}, "
-            "which this version cannot decode"
-        )
-    counts = [int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1 for e in entries]
-    if "stream" not in archive.sections:
-        raise BayesCompressError(f"{source}: archive has no stream section")
+    coder = coder_for(header.get("coder"), source)
+    tables, stream = _sections(archive, source)
     try:
-        decoded = decode_stream(archive.sections["stream"], list(zip(counts, tables, strict=True)))
+        decoded = coder.decode(header["coder"], tables, stream, _symbol_counts(entries))
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from exc
     except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
         raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
     tensors = {}
     for entry, symbols in zip(entries, decoded, strict=True):
-        values = quantizer.dequantize(symbols, entry["params"], config)
+        try:
+            values = quantizer.dequantize(symbols, entry["params"], config)
+        except (KeyError, TypeError) as exc:
+            raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
         values = values.astype(entry["dtype"]).reshape(entry["shape"])
         if _values_crc32(values) != entry["values_crc32"]:
             raise BayesCompressError(
@@ -235,22 +245,23 @@ def archive_info(path: str | os.PathLike) -> dict:
     archive = read_archive(path)
     header = archive.header
     entries = _tensor_entries(header, source)
-    tables = read_tables(archive, entries, source)
+    coder = coder_for(header.get("coder"), source)
+    tables, stream = _sections(archive, source)
+    counts = _symbol_counts(entries)
+    try:
+        estimates = coder.estimated_bits(tables, counts)
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: {exc}") from exc
     side = len(archive.sections.get("side", b""))
-    stream = len(archive.sections.get("stream", b""))
-    table_bytes = len(archive.sections["tables"])
-    n_latents = sum(t.total for t in tables)
+    n_latents = sum(counts)
     tensors = []
-    for entry, table in zip(entries, tables, strict=True):
-        ideal = table.ideal_bits()
+    for entry, count, bits in zip(entries, counts, estimates, strict=True):
         tensors.append({
             "name": entry["name"],
             "shape": entry["shape"],
             "dtype": entry["dtype"],
-            "n_latents": table.total,
-            "distinct_symbols": int(table.symbols.size),
-            "escaped_symbols": table.escape_count,
-            "estimated_bits_per_dim": ideal / table.total if table.total else 0.0,
+            "n_latents": count,
+            "estimated_bits_per_dim": bits / count if count else 0.0,
             "params": entry["params"],
         })
     total = archive.total_bytes
@@ -260,25 +271,37 @@ def archive_info(path: str | os.PathLike) -> dict:
         "kind": header.get("kind"),
         "method": header.get("method"),
         "config": header.get("config"),
+        "coder": header.get("coder"),
         "total_bytes": total,
-        "header_bytes": total - side - stream,
-        "table_bytes": table_bytes,
+        "header_bytes": total - side - len(stream),
+        "table_bytes": len(tables),
         "side_bytes": side,
-        "stream_bytes": stream,
+        "stream_bytes": len(stream),
         "n_latents": n_latents,
         "bits_per_dim": 8.0 * total / n_latents if n_latents else 0.0,
         "bits_per_dim_without_side": 8.0 * (total - side) / n_latents if n_latents else 0.0,
-        "estimated_stream_bits": sum(t["estimated_bits_per_dim"] * t["n_latents"] for t in tensors),
+        "estimated_stream_bits": float(sum(estimates)),
         "tensors": tensors,
         "vocab_size": header.get("side", {}).get("vocab_size"),
     }
 
 
-def load(path: str | os.PathLike):
-    """A usable model from an archive: KeyedVectors for embeddings, else the unpacked arrays."""
+def load(path: str | os.PathLike, tensor: str | None = None):
+    """A usable model from an archive: gensim KeyedVectors for embeddings, a torch nn.Module in eval
+    mode for networks, else the unpacked arrays.
+
+    ``tensor`` picks an embedding's word vectors (default U, or the only tensor).
+    """
     unpacked = unpack(path)
+    if unpacked.kind == "network":
+        from .fit.mlp import network_from_arrays
+
+        return network_from_arrays(unpacked.model_spec, unpacked.tensors, str(path))
     if unpacked.kind == "embedding" and unpacked.vocab is not None:
         from .export import to_keyed_vectors
 
-        return to_keyed_vectors(unpacked)
+        try:
+            return to_keyed_vectors(unpacked, tensor)
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{path}: {exc}") from exc
     return unpacked

@@ -7,6 +7,7 @@ needed to turn symbols back into values; it never sees the coder or the archive.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,6 +19,11 @@ from .errors import BayesCompressError
 # name -> "module:class"; imported only when used so that each method's code loads lazily
 REGISTRY = {
     "vbq": "bayescompress.vbq:VBQQuantizer",
+    "vbq-refined": "bayescompress.refine:RefinedVBQQuantizer",
+    "vbq-nostd": "bayescompress.baselines:GlobalStdVBQQuantizer",
+    "uniform": "bayescompress.baselines:UniformQuantizer",
+    "kmeans": "bayescompress.baselines:KMeansQuantizer",
+    "lloyd": "bayescompress.baselines:LloydQuantizer",
 }
 
 
@@ -52,7 +58,17 @@ def quantizer_class(name: str):
 
 
 def make_quantizer(name: str, **options) -> Quantizer:
-    return quantizer_class(name)(**options)
+    """An instance of method ``name``; options it does not take are a user error, not a TypeError."""
+    cls = quantizer_class(name)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError:
+        taken = [p for p in inspect.signature(cls).parameters]
+        given = ", ".join(sorted(options)) or "none"
+        raise BayesCompressError(
+            f"method {name!r} takes options {', '.join(taken)}; got {given}"
+        ) from None
+    return cls(**options)
 
 
 def exact_float(value: float) -> str:

@@ -44,11 +44,15 @@ class GaussianPrior:
         """
         values = np.asarray(means, dtype=np.float64).ravel()
         loc = float(values.mean()) if fit_loc else 0.0
-        centred = values - loc
-        peak = float(np.max(np.abs(centred))) if centred.size else 0.0
+        centred = values - loc if fit_loc else values
+        peak = max(abs(float(centred.min())), abs(float(centred.max()))) if centred.size else 0.0
         if peak == 0.0 or not math.isfinite(peak):
             return cls(loc + 0.0, 1.0)
-        scale = peak * float(np.sqrt(np.mean(np.square(centred / peak))))
+        if 1e-150 < peak < 1e150:  # the sum of squares can neither overflow nor underflow
+            scale = math.sqrt(float(np.dot(centred, centred)) / centred.size)
+        else:
+            rescaled = centred / peak
+            scale = peak * math.sqrt(float(np.dot(rescaled, rescaled)) / centred.size)
         return cls(loc + 0.0, scale)
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
@@ -98,6 +102,25 @@ def _near_side_quantiles(numerators: np.ndarray, rates: np.ndarray | int) -> np.
     return values
 
 
+def _exact_standard_quantiles(symbols: np.ndarray) -> np.ndarray:
+    rates = symbol_rates(symbols)
+    half = np.int64(1) << (rates - 1)
+    numerators = 2 * (symbols - half) + 1
+    upper = numerators > half
+    near = np.where(upper, (np.int64(1) << rates) - numerators, numerators)
+    signed = _near_side_quantiles(near, rates)
+    np.negative(signed, out=signed, where=upper)
+    return signed
+
+
+@functools.lru_cache(maxsize=1)
+def _short_symbol_quantiles() -> np.ndarray:
+    """Quantiles of every symbol below 2^16 (rates up to 16), so decoding is one gather."""
+    table = np.concatenate(([np.nan], _exact_standard_quantiles(np.arange(1, 1 << 16, dtype=np.int64))))
+    table.setflags(write=False)
+    return table
+
+
 def standard_quantiles(symbols: np.ndarray) -> np.ndarray:
     """Standard-normal quantile of each symbol's code point, symmetric by construction.
 
@@ -105,14 +128,14 @@ def standard_quantiles(symbols: np.ndarray) -> np.ndarray:
     lose the low bits that xi holds near 1.
     """
     symbols = np.asarray(symbols, dtype=np.int64)
-    unique, inverse = np.unique(symbols, return_inverse=True)
-    rates = symbol_rates(unique)
-    numerators = 2 * (unique - (np.int64(1) << (rates - 1))) + 1
-    upper = numerators > (np.int64(1) << (rates - 1))
-    near = np.where(upper, (np.int64(1) << rates) - numerators, numerators)
-    signed = _near_side_quantiles(near, rates)
-    signed[upper] = -signed[upper]
-    return signed[inverse].reshape(symbols.shape)
+    table = _short_symbol_quantiles()
+    short = symbols < table.size
+    if short.all():
+        return table[symbols]
+    values = np.empty(symbols.shape, dtype=np.float64)
+    values[short] = table[symbols[short]]
+    values[~short] = _exact_standard_quantiles(symbols[~short])
+    return values
 
 
 def code_point_values(symbols: np.ndarray, prior: GaussianPrior) -> np.ndarray:

@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pytest
-from topic_corpus import write_topic_corpus
 
 from bayescompress.errors import BayesCompressError
 from bayescompress.fit import corpus as corpus_module
@@ -22,6 +21,8 @@ from bayescompress.fit.corpus import (
     count_corpus,
     iter_documents,
 )
+
+from .topic_corpus import write_topic_corpus
 
 
 def random_stream(n_tokens: int, vocab_size: int, seed: int, break_rate: float = 0.05) -> np.ndarray:

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from topic_corpus import write_topic_corpus
 
 from bayescompress.fit.corpus import CorpusOptions, count_corpus
 from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram, log_likelihood_per_pair
 from bayescompress.posterior import Posterior
+
+from .topic_corpus import write_topic_corpus
 
 SETTINGS = {"dim": 8, "batch": 12, "lr": 0.05, "steps": 300, "negatives": 5}
 OPTIONS = {"vocab_size": 24, "min_count": 1, "window": 3}

@@ -12,7 +12,6 @@ import pyro
 import pytest
 import scipy.sparse as sp
 import torch
-from topic_corpus import write_topic_corpus
 
 from bayescompress.errors import BayesCompressError
 from bayescompress.fit.corpus import CoOccurrences, CorpusOptions, count_corpus
@@ -25,6 +24,8 @@ from bayescompress.fit.skipgram import (
     log_likelihood_per_pair,
 )
 from bayescompress.posterior import Posterior
+
+from .topic_corpus import write_topic_corpus
 
 SMALL = {"dim": 8, "batch": 12, "lr": 0.05}
 

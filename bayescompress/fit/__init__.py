@@ -1,5 +1,5 @@
-"""Fitting Bayesian models whose posteriors bayescompress compresses (torch and Pyro live here).
+"""Where posteriors come from: fitting models with Pyro, or reading fits done elsewhere (torch + pyro).
 
-``corpus`` turns text into co-occurrence counts, ``skipgram`` fits the Bayesian skip-gram model
-to them, ``distributed`` lets ``torchrun`` split a fit over processes.
+``corpus`` turns text into co-occurrence counts and ``skipgram`` fits Bayesian word embeddings to
+them; ``bnn`` fits Bayesian MLPs; ``distributed`` lets ``torchrun`` split a fit over processes.
 """

@@ -1,0 +1,202 @@
+"""Read a Pyro parameter store saved by ``pyro.get_param_store().save(PATH)`` and turn the AutoNormal
+guide in it (``locs.SITE`` / ``scales.SITE``) into a posterior, without running pickled code.
+
+The store is a torch.save'd ``{"params": {name: unconstrained tensor}, "constraints": {name:
+constraint}}``.  The constraint objects make ``torch.load(weights_only=True)`` refuse the file, so
+each constraint class named in it is mapped to an inert record of its name and state; anything
+else that is not a tensor is refused.  Scales are stored unconstrained and converted here.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BayesCompressError
+from ..posterior import Posterior, TensorPosterior
+
+CONSTRAINT_MODULES = ("torch.distributions.constraints", "pyro.distributions.constraints")
+REAL = "torch.distributions.constraints._Real"
+SOFTPLUS_POSITIVE = "pyro.distributions.constraints._SoftplusPositive"
+GREATER_THAN = ("torch.distributions.constraints._GreaterThan",
+                "torch.distributions.constraints._GreaterThanEq")
+
+
+class ConstraintRecord:
+    """Stands in for a pickled constraint object: remembers its class name and state, does nothing."""
+
+    qualified_name = ""
+
+    def __setstate__(self, state):
+        self.state = dict(state) if isinstance(state, dict) else {}
+
+
+@dataclass
+class ParamStore:
+    """Unconstrained parameter values (numpy) and the name of each one's constraint."""
+
+    params: dict[str, np.ndarray]
+    constraints: dict[str, str]
+    constraint_state: dict[str, dict] = field(default_factory=dict)
+
+
+def constraint_name(constraint) -> str:
+    """``module.Class`` of a constraint, for live Pyro objects and for records read from a file alike."""
+    if isinstance(constraint, ConstraintRecord):
+        return constraint.qualified_name
+    kind = type(constraint)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def read_param_store(path: str | os.PathLike) -> ParamStore:
+    """Load a saved Pyro param store with ``torch.load(weights_only=True)``; constraints become records."""
+    import torch
+
+    source = str(path)
+    if not Path(path).is_file():
+        raise BayesCompressError(f"{source}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise BayesCompressError(
+            f"{source}: not a PyTorch zip file (save it with pyro.get_param_store().save)"
+        )
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(source)
+    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise BayesCompressError(f"{source}: not a readable PyTorch file") from exc
+    records = []
+    for qualified in unsafe:
+        module, _, name = qualified.rpartition(".")
+        if module not in CONSTRAINT_MODULES or not name.isidentifier():
+            raise BayesCompressError(f"{source}: holds a pickled {qualified}; refusing to load it "
+                                     "(only tensors and Pyro constraints are read)")
+        record = type(name, (ConstraintRecord,), {"qualified_name": qualified})
+        records.append((record, qualified))
+    try:
+        with torch.serialization.safe_globals(records):
+            state = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise BayesCompressError(f"{source}: holds pickled objects other than tensors and constraints; "
+                                 "refusing to load it") from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from exc
+    return param_store_from_state(state, source)
+
+
+def param_store_from_state(state, source: str = "param store") -> ParamStore:
+    """Check the ``{"params", "constraints"}`` layout of ``ParamStoreDict.get_state()``; numpy values."""
+    import torch
+
+    if not isinstance(state, dict) or set(state) != {"params", "constraints"}:
+        raise BayesCompressError(f"{source}: not a Pyro param store (expected the keys 'params' and "
+                                 "'constraints' that pyro.get_param_store().save writes)")
+    params, constraints, constraint_state = {}, {}, {}
+    for name, value in state["params"].items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise BayesCompressError(f"{source}: parameter {name!r} is not a float tensor")
+        params[name] = value.detach().cpu().numpy()
+        constraint = state["constraints"].get(name)
+        if constraint is None:
+            raise BayesCompressError(f"{source}: parameter {name!r} has no constraint")
+        constraints[name] = constraint_name(constraint)
+        constraint_state[name] = dict(getattr(constraint, "state", None) or vars(constraint))
+    return ParamStore(params, constraints, constraint_state)
+
+
+def guide_prefixes(names) -> dict[str, list[str]]:
+    """Group ``PREFIXlocs.SITE`` names by prefix (e.g. ``AutoNormal.``); the value lists the sites."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        start = _guide_part_start(name, "locs.")
+        if start is not None:
+            groups.setdefault(name[:start], []).append(name[start + len("locs."):])
+    return groups
+
+
+def _guide_part_start(name: str, part: str) -> int | None:
+    position = 0
+    while True:
+        index = name.find(part, position)
+        if index < 0:
+            return None
+        if index == 0 or name[index - 1] == ".":
+            return index
+        position = index + 1
+
+
+def autonormal_posterior(
+    store: ParamStore, source: str, prefix: str | None = None
+) -> tuple[Posterior, list[str]]:
+    """Posterior N(loc, scale) per site of the store's AutoNormal guide; also the parameters left out.
+
+    ``prefix`` picks one guide when the store holds several (``AutoNormal.`` for the usual one).
+    """
+    groups = guide_prefixes(store.params)
+    if prefix is not None:
+        prefix = prefix if prefix == "" or prefix.endswith(".") else prefix + "."
+        if prefix not in groups:
+            raise BayesCompressError(f"{source}: no guide with prefix {prefix!r} "
+                                     f"(guides: {', '.join(repr(p) for p in groups) or 'none'})")
+    elif len(groups) == 1:
+        prefix = next(iter(groups))
+    elif not groups:
+        raise BayesCompressError(f"{source}: holds no AutoNormal guide (no parameters named locs.SITE)")
+    else:
+        raise BayesCompressError(f"{source}: holds several guides ({', '.join(repr(p) for p in groups)}); "
+                                 "pick one with --guide")
+    tensors, used = {}, set()
+    for site in groups[prefix]:
+        loc_name, scale_name = f"{prefix}locs.{site}", f"{prefix}scales.{site}"
+        if scale_name not in store.params:
+            raise BayesCompressError(f"{source}: site {site!r} has {loc_name} but no {scale_name} "
+                                     "(not a mean-field AutoNormal guide?)")
+        loc = store.params[loc_name]
+        if store.constraints[loc_name] != REAL:
+            raise BayesCompressError(f"{source}: {loc_name} has constraint {store.constraints[loc_name]}, "
+                                     "expected real")
+        scale = constrained_scale(store, scale_name, source)
+        if scale.shape != loc.shape:
+            raise BayesCompressError(f"{source}: site {site!r}: loc has shape {loc.shape} but scale has "
+                                     f"shape {scale.shape}")
+        tensors[site] = TensorPosterior(loc.copy(), scale)
+        used.update((loc_name, scale_name))
+    ignored = [name for name in store.params if name not in used]
+    posterior = Posterior(tensors, kind="generic", metadata={"guide": "AutoNormal", "guide_prefix": prefix})
+    return posterior, ignored
+
+
+def constrained_scale(store: ParamStore, name: str, source: str) -> np.ndarray:
+    """The positive scale from its unconstrained value, by the transform its constraint implies."""
+    unconstrained = store.params[name].astype(np.float64)
+    kind = store.constraints[name]
+    if kind == SOFTPLUS_POSITIVE:  # AutoNormal's scale_constraint since Pyro 1.5
+        scale = np.logaddexp(0.0, unconstrained)
+    elif kind in GREATER_THAN:  # constraints.positive: exp, shifted by the lower bound
+        lower = float(store.constraint_state.get(name, {}).get("lower_bound", 0.0))
+        scale = np.exp(unconstrained) + lower
+    else:
+        raise BayesCompressError(f"{source}: {name} has constraint {kind}, which is not a positive scale")
+    return scale.astype(store.params[name].dtype)
+
+
+def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str | None = None) -> Posterior:
+    """A posterior file's content from a saved param store; with a model spec it is a network.
+
+    Parameters the guide does not own (point estimates such as a noise scale) are left out and
+    listed in the metadata under ``pyro_params_left_out``.
+    """
+    from .model_spec import check_tensors_match_spec, validate_model_spec
+
+    source = str(path)
+    posterior, ignored = autonormal_posterior(read_param_store(path), source, prefix)
+    posterior.metadata |= {"imported_from": Path(path).name, "pyro_params_left_out": ignored}
+    if spec is not None:
+        spec = validate_model_spec(spec, source)
+        check_tensors_match_spec(spec, {n: t.shape for n, t in posterior.tensors.items()}, source)
+        posterior.kind, posterior.model_spec = "network", spec
+    posterior.validate(source)
+    return posterior

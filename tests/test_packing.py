@@ -1,0 +1,159 @@
+"""pack and unpack together: bit-exact values, byte-identical archives, honest sizes."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayescompress.archive import decode_archive, encode_archive
+from bayescompress.errors import BayesCompressError
+from bayescompress.packing import archive_info, pack, unpack
+from bayescompress.vbq import GaussianPrior, VBQQuantizer, choose_code_points, code_point_values
+
+from .conftest import make_posterior
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_unpack_returns_exactly_the_values_pack_chose(tmp_path, posterior):
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.5)
+    unpacked = unpack(tmp_path / "a.bcz")
+    for name, tensor in posterior.tensors.items():
+        prior = GaussianPrior.empirical(tensor.mean)
+        symbols = choose_code_points(tensor.mean, tensor.std, 0.5, prior)
+        expected = code_point_values(symbols, prior).astype(tensor.mean.dtype).reshape(tensor.shape)
+        assert unpacked.tensors[name].dtype == tensor.mean.dtype
+        assert unpacked.tensors[name].tobytes() == expected.tobytes()
+        assert unpacked.tensors[name].tobytes() == result.values[name].tobytes()
+
+
+def test_float64_posteriors_come_back_as_float64_bit_for_bit(tmp_path):
+    post = make_posterior(dtype=np.float64)
+    result = pack(post, tmp_path / "a.bcz", lam=1e-3)
+    assert unpack(tmp_path / "a.bcz").tensors["U"].tobytes() == result.values["U"].tobytes()
+
+
+def test_same_posterior_and_lambda_give_byte_identical_archives(tmp_path, posterior_file):
+    pack(posterior_file, tmp_path / "a.bcz", lam=0.3)
+    pack(posterior_file, tmp_path / "b.bcz", lam=0.3)
+    assert (tmp_path / "a.bcz").read_bytes() == (tmp_path / "b.bcz").read_bytes()
+
+
+def test_huge_lambda_sends_everything_to_the_median_and_the_stream_to_nothing(tmp_path, posterior):
+    result = pack(posterior, tmp_path / "a.bcz", lam=1e9)
+    assert result.stream_bytes == 0
+    for name, values in unpack(tmp_path / "a.bcz").tensors.items():
+        assert np.all(values == values.flat[0]), name
+
+
+def test_smaller_lambda_gives_bigger_files_and_smaller_errors(tmp_path, posterior):
+    sizes, errors = [], []
+    for lam in (100.0, 1.0, 0.01):
+        result = pack(posterior, tmp_path / f"{lam}.bcz", lam=lam)
+        tensor = posterior.tensors["U"]
+        sizes.append(result.total_bytes)
+        errors.append(np.sum(np.square((result.values["U"] - tensor.mean) / tensor.std)))
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_reported_sizes_are_the_real_file_bytes(tmp_path, posterior):
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.2)
+    info = archive_info(tmp_path / "a.bcz")
+    size = (tmp_path / "a.bcz").stat().st_size
+    assert result.total_bytes == info["total_bytes"] == size
+    assert info["header_bytes"] + info["side_bytes"] + info["stream_bytes"] == size
+    assert info["n_latents"] == posterior.n_latents
+    assert info["bits_per_dim"] == pytest.approx(8 * size / posterior.n_latents)
+    for key in ("total_bytes", "n_latents", "bits_per_dim", "header_bytes", "side_bytes", "stream_bytes"):
+        assert key in info
+
+
+def test_only_the_chosen_tensors_are_packed(tmp_path, posterior_file):
+    pack(posterior_file, tmp_path / "a.bcz", lam=0.2, tensors=["b"])
+    assert list(unpack(tmp_path / "a.bcz").tensors) == ["b"]
+
+
+def test_vocabulary_and_counts_travel_as_side_data(tmp_path):
+    post = make_posterior(vocab=True)
+    result = pack(post, tmp_path / "a.bcz", lam=0.2)
+    unpacked = unpack(tmp_path / "a.bcz")
+    assert unpacked.vocab.words == post.vocab.words
+    assert np.array_equal(unpacked.vocab.counts, post.vocab.counts)
+    assert unpacked.kind == "embedding" and result.side_bytes > 0
+
+
+def test_pack_refuses_to_overwrite_unless_asked(tmp_path, posterior):
+    pack(posterior, tmp_path / "a.bcz", lam=0.2)
+    with pytest.raises(BayesCompressError, match="already exists"):
+        pack(posterior, tmp_path / "a.bcz", lam=0.2)
+    pack(posterior, tmp_path / "a.bcz", lam=0.3, overwrite=True)
+
+
+def test_unknown_tensor_is_named(tmp_path, posterior_file):
+    with pytest.raises(BayesCompressError, match="no tensor named 'nope'"):
+        pack(posterior_file, tmp_path / "a.bcz", lam=0.2, tensors=["nope"])
+
+
+def _rewrite_header(path, change):
+    archive = decode_archive(path.read_bytes())
+    header = json.loads(json.dumps(archive.header))
+    change(header)
+    path.write_bytes(encode_archive(header, archive.sections))
+
+
+def test_values_that_decode_differently_are_reported_not_returned(tmp_path, posterior):
+    pack(posterior, tmp_path / "a.bcz", lam=0.2)
+    _rewrite_header(tmp_path / "a.bcz", lambda h: h["tensors"][0].update(values_crc32=1))
+    with pytest.raises(BayesCompressError, match="differ from what pack chose"):
+        unpack(tmp_path / "a.bcz")
+
+
+def test_an_unknown_coder_is_refused(tmp_path, posterior):
+    pack(posterior, tmp_path / "a.bcz", lam=0.2)
+    _rewrite_header(tmp_path / "a.bcz", lambda h: h["coder"].update(precision=16))
+    with pytest.raises(BayesCompressError, match="cannot decode"):
+        unpack(tmp_path / "a.bcz")
+
+
+def test_quantizer_options_are_recorded_exactly_in_the_header(tmp_path, posterior):
+    pack(posterior, tmp_path / "a.bcz", lam=0.1, max_rate=20, prior="fit")
+    config = archive_info(tmp_path / "a.bcz")["config"]
+    assert float.fromhex(config["lambda"]) == 0.1
+    assert config["max_rate"] == 20 and config["prior"] == "fit"
+    assert VBQQuantizer(lam=0.1, max_rate=20, prior="fit").config() == config
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("v*.bcz")), ids=lambda p: p.name)
+def test_archives_of_every_format_version_decode_to_their_recorded_values(fixture):
+    expected = np.load(fixture.with_suffix(".npz"), allow_pickle=False)
+    unpacked = unpack(fixture)
+    assert sorted(unpacked.tensors) == sorted(expected.files)
+    for name, values in unpacked.tensors.items():
+        assert values.tobytes() == expected[name].tobytes()
+        assert zlib.crc32(values.tobytes()) == zlib.crc32(expected[name].tobytes())
+
+
+def test_fixture_archives_exist_for_the_current_version():
+    assert (FIXTURES / "v1-vbq.bcz").exists()
+
+
+@pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])
+def test_baseline_byte_coders_round_trip_bit_exactly(tmp_path, posterior, coder):
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.2, coder=coder)
+    unpacked = unpack(tmp_path / "a.bcz")
+    for name, values in unpacked.tensors.items():
+        assert values.tobytes() == result.values[name].tobytes()
+    info = archive_info(tmp_path / "a.bcz")
+    assert info["coder"]["name"] == coder and info["table_bytes"] == 0
+    assert info["total_bytes"] == (tmp_path / "a.bcz").stat().st_size
+
+
+def test_range_coder_beats_byte_compressors_on_independent_symbols(tmp_path, posterior):
+    sizes = {coder: pack(posterior, tmp_path / f"{coder}.bcz", lam=0.05, coder=coder).stream_bytes
+             for coder in ("range", "gzip", "bzip2", "lzma")}
+    assert sizes["range"] < min(sizes["gzip"], sizes["bzip2"], sizes["lzma"])
