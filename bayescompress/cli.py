@@ -236,6 +236,7 @@ def cmd_fit_skipgram(args) -> int:
     )
     settings = SkipGramSettings(
         dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
+        lr_decay=args.lr_decay,
         prior_std=args.prior_std, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
     )
@@ -422,6 +423,8 @@ def _add_fit_skipgram(models) -> None:
     sg.add_argument("--batch", type=int, default=model["batch"],
                     help="words and contexts per minibatch block (default %(default)s)")
     sg.add_argument("--lr", type=float, default=model["lr"], help="Adam learning rate (default %(default)s)")
+    sg.add_argument("--lr-decay", type=float, default=model["lr_decay"],
+                    help="last step's learning rate = lr x this, exponential decay (default %(default)s)")
     sg.add_argument("--prior-std", type=float, default=model["prior_std"],
                     help="std of the N(0, s^2) prior on every coordinate (default %(default)s)")
     sg.add_argument("--seed", type=int, default=model["seed"], help="random seed (default %(default)s)")

@@ -145,18 +145,32 @@ def test_block_loss_is_the_blocks_likelihood_and_kl_scaled_up_to_the_whole_vocab
     assert loss == pytest.approx(expected, rel=1e-4)
 
 
-def test_resuming_from_a_checkpoint_continues_exactly_where_the_fit_stopped(topic_counts, tmp_path):
-    straight = fit_skipgram(topic_counts, SkipGramSettings(steps=40, seed=3, **SMALL)).posterior
+def test_a_fit_killed_after_a_checkpoint_resumes_to_exactly_the_uninterrupted_result(
+        topic_counts, tmp_path, monkeypatch):
+    from bayescompress.fit import skipgram as skipgram_module
+
+    settings = {"steps": 40, "seed": 3, **SMALL}
+    straight = fit_skipgram(topic_counts, SkipGramSettings(**settings)).posterior
     checkpoint = str(tmp_path / "fit.ckpt")
-    fit_skipgram(topic_counts, SkipGramSettings(steps=20, seed=3, checkpoint=checkpoint, checkpoint_every=10,
-                                                **SMALL))
+    real_draw_block, calls = skipgram_module.draw_block, []
+
+    def killed_at_step_25(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 25:
+            raise KeyboardInterrupt
+        return real_draw_block(*args, **kwargs)
+
+    monkeypatch.setattr(skipgram_module, "draw_block", killed_at_step_25)
+    with pytest.raises(KeyboardInterrupt):
+        fit_skipgram(topic_counts, SkipGramSettings(checkpoint=checkpoint, checkpoint_every=10, **settings))
+    monkeypatch.setattr(skipgram_module, "draw_block", real_draw_block)
     assert torch.load(checkpoint, weights_only=True)["step"] == 20
-    resumed = fit_skipgram(topic_counts, SkipGramSettings(steps=40, seed=3, checkpoint=checkpoint,
-                                                          resume=True, **SMALL)).posterior
+    resumed = fit_skipgram(topic_counts, SkipGramSettings(checkpoint=checkpoint, resume=True, **settings))
     for name in ("U", "V"):
-        assert np.array_equal(resumed.tensors[name].mean, straight.tensors[name].mean)
-        assert np.array_equal(resumed.tensors[name].std, straight.tensors[name].std)
+        assert np.array_equal(resumed.posterior.tensors[name].mean, straight.tensors[name].mean)
+        assert np.array_equal(resumed.posterior.tensors[name].std, straight.tensors[name].std)
     assert torch.load(checkpoint, weights_only=True)["step"] == 40
+    assert len(resumed.elbos) == 40
 
 
 def test_a_checkpoint_of_another_model_is_refused(topic_counts, tmp_path):
