@@ -219,6 +219,7 @@ FIT = ("fit", "skipgram", "--vocab-size", "24", "--min-count", "1", "--window", 
        "--batch", "12", "--steps", "20")
 
 
+@pytest.mark.slow
 def test_fit_skipgram_command_writes_a_posterior_and_reuses_the_counts(tmp_path):
     corpus = write_topic_corpus(tmp_path / "topics.txt")
     first = run_command(*FIT, corpus, "-o", "fit.h5", cwd=tmp_path)
