@@ -29,7 +29,7 @@ from ..files import atomic_output, check_output_path
 from ..posterior import Posterior, TensorPosterior, Vocabulary
 from .corpus import CoOccurrences, CorpusOptions, count_corpus
 from .defaults import SKIPGRAM_DEFAULTS
-from .distributed import ProcessGroup, process_group
+from .distributed import ProcessGroup, device_for, process_group
 
 CHECKPOINT_FORMAT = "bayescompress-skipgram-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -261,14 +261,14 @@ class FitResult:
 
 def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: ProcessGroup | None = None,
                  progress: bool = False) -> FitResult:
-    """Fit U and V to ``counts`` by SVI (closed-form KL) with Adam; every rank calls this.
+    """Fit U and V to ``counts`` by SVI (closed-form KL) with lazy Adam; every rank calls this.
 
-    Gradients are averaged over the ranks of ``group`` before each Adam step; only rank 0
-    writes checkpoints and returns the posterior.
+    Gradients are averaged over the ranks of ``group`` (default: this process alone) before
+    each step; only rank 0 writes checkpoints and returns the posterior.
     """
     from tqdm.auto import tqdm
 
-    group = group or ProcessGroup(device=torch.device(settings.device))
+    group = group or ProcessGroup(device=device_for(settings.device))
     device = group.device
     skipgram = SkipGram(counts.vocab_size, settings.dim, settings.prior_std)
     pyro.clear_param_store()
