@@ -225,6 +225,33 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_fit_skipgram(args) -> int:
+    from .fit.corpus import CorpusOptions
+    from .fit.skipgram import SkipGramSettings, fit_skipgram_corpus
+
+    corpus_options = CorpusOptions(
+        vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
+        lowercase=not args.keep_case, min_token_length=args.min_token_length,
+        max_token_length=args.max_token_length,
+    )
+    settings = SkipGramSettings(
+        dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
+        lr_decay=args.lr_decay,
+        prior_std=args.prior_std, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+    )
+    result = fit_skipgram_corpus(args.corpus, args.output, corpus_options, settings, cache_dir=args.cache_dir,
+                                 use_cache=not args.no_cache, overwrite=args.force)
+    if result.posterior is not None:  # rank 0 (or the only process) reports
+        post = result.posterior
+        rows, dim = post.tensors["U"].shape
+        meta = post.metadata
+        print(f"wrote {args.output}: U and V {rows} x {dim}, {meta['corpus']['tokens']} tokens, "
+              f"{result.steps} steps in {result.seconds:.1f} s on {result.world_size} process(es), "
+              f"final ELBO {result.final_elbo:.6g} ({meta['final_elbo_per_pair']:.4f} per pair)")
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 
 
@@ -249,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="fit a Bayesian model with Pyro and write its posterior file")
     fit_models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
     _add_fit_bnn(fit_models)
+    _add_fit_skipgram(fit_models)
 
 
     pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
@@ -371,6 +399,52 @@ def _add_fit_bnn(fit_models) -> None:
     bnn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     bnn.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     bnn.set_defaults(func=cmd_fit_bnn)
+
+
+def _add_fit_skipgram(models) -> None:
+    from .fit.defaults import CORPUS_DEFAULTS as corpus
+    from .fit.defaults import SKIPGRAM_DEFAULTS as model
+
+    sg = models.add_parser("skipgram", help="Bayesian skip-gram word embeddings from a text corpus",
+                           description="Fit word and context vectors U, V (mean-field Gaussian posterior) "
+                                       "to a corpus: plain text (.txt, .gz, .bz2) or a Wikipedia XML dump.")
+    sg.add_argument("corpus", help="text file (one document per line) or Wikipedia dump")
+    sg.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    sg.add_argument("--dim", type=int, default=model["dim"], help="embedding dimension (default %(default)s)")
+    sg.add_argument("--vocab-size", type=int, default=corpus["vocab_size"],
+                    help="number of most frequent words to embed (default %(default)s)")
+    sg.add_argument("--min-count", type=int, default=corpus["min_count"],
+                    help="words rarer than this are never in the vocabulary (default %(default)s)")
+    sg.add_argument("--window", type=int, default=corpus["window"],
+                    help="context words on each side (default %(default)s)")
+    sg.add_argument("--negatives", type=int, default=model["negatives"],
+                    help="expected negative samples per positive pair, k (default %(default)s)")
+    sg.add_argument("--steps", type=int, default=model["steps"], help="SVI steps (default %(default)s)")
+    sg.add_argument("--batch", type=int, default=model["batch"],
+                    help="words and contexts per minibatch block (default %(default)s)")
+    sg.add_argument("--lr", type=float, default=model["lr"], help="Adam learning rate (default %(default)s)")
+    sg.add_argument("--lr-decay", type=float, default=model["lr_decay"],
+                    help="last step's learning rate = lr x this, exponential decay (default %(default)s)")
+    sg.add_argument("--prior-std", type=float, default=model["prior_std"],
+                    help="std of the N(0, s^2) prior on every coordinate (default %(default)s)")
+    sg.add_argument("--seed", type=int, default=model["seed"], help="random seed (default %(default)s)")
+    sg.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    sg.add_argument("--checkpoint", help="file to save the fit's state to every --checkpoint-every steps")
+    sg.add_argument("--checkpoint-every", type=int, default=model["checkpoint_every"],
+                    help="steps between checkpoints (default %(default)s)")
+    sg.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    sg.add_argument("--cache-dir", help="where counts are cached (default ~/.cache/bayescompress or "
+                                        "$BAYESCOMPRESS_CACHE)")
+    sg.add_argument("--no-cache", action="store_true", help="count the corpus again; write no cache")
+    sg.add_argument("--keep-case", action="store_true", help="do not lowercase the text")
+    sg.add_argument("--min-token-length", type=int, default=corpus["min_token_length"],
+                    help="shorter tokens are skipped (default %(default)s)")
+    sg.add_argument("--max-token-length", type=int, default=corpus["max_token_length"],
+                    help="longer tokens are skipped (default %(default)s)")
+    sg.add_argument("--force", action="store_true", help="overwrite the output (and checkpoint) if present")
+    sg.set_defaults(func=cmd_fit_skipgram)
+
+
 
 
 def _add_evaluate_bnn(evaluations) -> None:

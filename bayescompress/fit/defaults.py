@@ -1,0 +1,28 @@
+"""Default settings of the fitting commands, kept apart so the CLI can show them without torch.
+
+Tuned on the demo corpus (gensim's English Wikipedia sample, 453k tokens) for a fit of one to two
+minutes on two CPU cores; docs/skipgram.md says how. Larger corpora want a smaller window (5-10).
+"""
+
+CORPUS_DEFAULTS = {
+    "vocab_size": 10000,
+    "min_count": 4,
+    "window": 20,
+    "lowercase": True,
+    "min_token_length": 2,
+    "max_token_length": 15,
+}
+
+SKIPGRAM_DEFAULTS = {
+    "dim": 100,
+    "negatives": 10,
+    "steps": 2000,
+    "batch": 1000,
+    "lr": 0.05,
+    "lr_decay": 0.05,
+    "prior_std": 0.5,
+    "init_std": 0.1,
+    "init_scale": 0.1,
+    "seed": 0,
+    "checkpoint_every": 500,
+}

@@ -1,0 +1,246 @@
+"""Corpus pipeline: window counts against brute force, streaming, n-, vocabulary, cache, bad input."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from bayescompress.errors import BayesCompressError
+from bayescompress.fit import corpus as corpus_module
+from bayescompress.fit.corpus import (
+    DOC_BREAK,
+    CooccurrenceCounter,
+    CoOccurrences,
+    CorpusOptions,
+    choose_vocabulary,
+    count_cooccurrences,
+    count_corpus,
+    iter_documents,
+)
+
+from .topic_corpus import write_topic_corpus
+
+
+def random_stream(n_tokens: int, vocab_size: int, seed: int, break_rate: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, vocab_size, n_tokens)
+    tokens[rng.random(n_tokens) < break_rate] = DOC_BREAK
+    return tokens
+
+
+def brute_force_counts(tokens: np.ndarray, vocab_size: int, window: int) -> np.ndarray:
+    """word2vec's pairs: every word with each of the `window` words on either side, same document."""
+    counts = np.zeros((vocab_size, vocab_size), dtype=np.int64)
+    documents = np.split(tokens, np.flatnonzero(tokens == DOC_BREAK))
+    for document in documents:
+        words = document[document != DOC_BREAK]
+        for t, word in enumerate(words):
+            for offset in range(-window, window + 1):
+                if offset and 0 <= t + offset < len(words):
+                    counts[word, words[t + offset]] += 1
+    return counts
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_window_counts_equal_a_brute_force_count_in_both_directions(window):
+    tokens = random_stream(600, vocab_size=9, seed=window)
+    counts = count_cooccurrences(tokens, vocab_size=9, window=window)
+    assert np.array_equal(counts.toarray(), brute_force_counts(tokens, 9, window))
+
+
+def test_windows_never_cross_a_document_break():
+    counts = count_cooccurrences(np.array([0, 1, DOC_BREAK, 2, 3]), vocab_size=4, window=5).toarray()
+    assert counts[1, 2] == counts[2, 1] == counts[0, 3] == 0
+    assert counts[0, 1] == counts[2, 3] == 1
+
+
+def test_streamed_counts_do_not_depend_on_where_the_chunks_end():
+    tokens = random_stream(3000, vocab_size=20, seed=3)
+    one_shot = count_cooccurrences(tokens, 20, window=4).toarray()
+    rng = np.random.default_rng(0)
+    cuts = np.sort(rng.choice(np.arange(1, len(tokens)), 80, replace=False))
+    counter = CooccurrenceCounter(20, window=4)
+    for piece in np.split(tokens, cuts):
+        counter.add(piece)
+    counter.add(np.array([], dtype=np.int64))
+    assert np.array_equal(counter.counts().toarray(), one_shot)
+
+
+def test_single_token_chunks_count_like_one_chunk():
+    tokens = random_stream(200, vocab_size=6, seed=4)
+    counter = CooccurrenceCounter(6, window=3)
+    for token in tokens:
+        counter.add(np.array([token]))
+    assert np.array_equal(counter.counts().toarray(), count_cooccurrences(tokens, 6, 3).toarray())
+
+
+def make_counts(positive: np.ndarray, word_counts: np.ndarray) -> CoOccurrences:
+    import scipy.sparse as sp
+
+    words = [f"w{chr(97 + i)}" for i in range(len(word_counts))]
+    return CoOccurrences(words, np.asarray(word_counts), sp.csr_matrix(positive),
+                         n_tokens=int(word_counts.sum()), n_documents=1,
+                         options=CorpusOptions(vocab_size=len(words), min_count=1))
+
+
+def test_negative_counts_are_k_times_the_row_total_times_unigram_to_the_three_quarters():
+    positive = np.array([[0, 4, 2], [4, 0, 0], [2, 0, 6]])
+    word_counts = np.array([16, 81, 1])
+    counts = make_counts(positive, word_counts)
+    noise = np.array([8.0, 27.0, 1.0]) / 36.0  # 16^0.75, 81^0.75, 1^0.75 normalized
+    expected = 5 * positive.sum(axis=1)[:, None] * noise[None, :]
+    assert np.allclose(counts.negative_counts(5), expected)
+
+
+def test_each_positive_pair_brings_k_negative_pairs_in_expectation():
+    rng = np.random.default_rng(0)
+    positive = rng.integers(0, 9, (7, 7))
+    counts = make_counts(positive + positive.T, rng.integers(1, 100, 7))
+    assert counts.negative_counts(3).sum() == pytest.approx(3 * counts.positive.sum())
+
+
+def test_vocabulary_is_the_most_frequent_words_at_or_above_min_count_most_frequent_first():
+    counts = np.array([5, 1, 9, 5, 2, 7])
+    assert choose_vocabulary(counts, 4, min_count=2, source="c").tolist() == [2, 5, 0, 3]
+
+
+def test_counting_a_file_gives_vocabulary_counts_and_pairs(tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("The cat sat on the mat\nthe cat ate\n", encoding="utf-8")
+    counts = count_corpus(corpus, CorpusOptions(vocab_size=3, min_count=1, window=1), use_cache=False)
+    assert counts.words == ["the", "cat", "sat"]
+    assert counts.word_counts.tolist() == [3, 2, 1]
+    assert counts.n_tokens == 9 and counts.n_documents == 2
+    # out-of-vocabulary words are removed before windows form: line 1 becomes "the cat sat the"
+    assert counts.positive.toarray().tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]
+
+
+def test_plain_gzip_and_bzip2_corpora_give_the_same_counts(tmp_path):
+    plain = write_topic_corpus(tmp_path / "topics.txt")
+    data = plain.read_bytes()
+    (tmp_path / "topics.txt.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "topics.txt.bz2").write_bytes(bz2.compress(data))
+    options = CorpusOptions(vocab_size=20, min_count=1, window=3)
+    results = [count_corpus(tmp_path / name, options, use_cache=False)
+               for name in ("topics.txt", "topics.txt.gz", "topics.txt.bz2")]
+    for other in results[1:]:
+        assert other.words == results[0].words
+        assert (other.positive != results[0].positive).nnz == 0
+
+
+def test_long_lines_are_read_in_pieces_without_cutting_words(tmp_path, monkeypatch):
+    words = [f"w{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}" for i in range(500)]
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(" ".join(words) + "\nshort line\n", encoding="utf-8")
+    monkeypatch.setattr(corpus_module, "_PIECE_CHARS", 37)
+    pieces = list(iter_documents(corpus, CorpusOptions()))
+    assert [w for tokens, _ in pieces[:-1] for w in tokens] == words
+    assert [ends for _, ends in pieces] == [False] * (len(pieces) - 2) + [True, True]
+
+
+WIKI_PAGE = """<page><title>{title}</title><ns>{ns}</ns><id>{id}</id>
+<revision><text>{text}</text></revision></page>"""
+
+
+def write_wiki_dump(path, pages) -> None:
+    body = "\n".join(WIKI_PAGE.format(title=title, ns=ns, id=i, text=text)
+                     for i, (title, ns, text) in enumerate(pages))
+    xml = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo></siteinfo>'
+           f"{body}</mediawiki>")
+    path.write_bytes(bz2.compress(xml.encode()))
+
+
+def test_wikipedia_dump_articles_are_documents_and_redirects_are_skipped(tmp_path):
+    first = " ".join(["alpha beta"] * 30) + " '''bold''' [[link|gamma]]"
+    second = " ".join(["delta"] * 60)
+    dump = tmp_path / "wiki.xml.bz2"
+    write_wiki_dump(dump, [("First", 0, first), ("Redirect", 0, "#REDIRECT [[First]]"),
+                           ("Talk:First", 1, second), ("Second", 0, second)])
+    documents = list(iter_documents(dump, CorpusOptions()))
+    assert [ends for _, ends in documents] == [True, True]
+    assert documents[0][0][-2:] == ["bold", "gamma"]
+    assert documents[1][0] == ["delta"] * 60
+    counts = count_corpus(dump, CorpusOptions(vocab_size=5, min_count=1, window=2), use_cache=False)
+    delta, gamma = counts.words.index("delta"), counts.words.index("gamma")
+    assert counts.positive[gamma, delta] == 0  # no window spans two articles
+
+
+# ------------------------------------------------------------------------- cache
+
+
+def test_counts_file_round_trip(tmp_path):
+    counts = count_corpus(write_topic_corpus(tmp_path / "t.txt"), CorpusOptions(vocab_size=20, min_count=1),
+                          use_cache=False)
+    counts.save(tmp_path / "counts.npz")
+    again = CoOccurrences.load(tmp_path / "counts.npz")
+    assert again.words == counts.words and np.array_equal(again.word_counts, counts.word_counts)
+    assert (again.positive != counts.positive).nnz == 0
+    assert (again.n_tokens, again.n_documents, again.options) == (counts.n_tokens, counts.n_documents,
+                                                                  counts.options)
+
+
+def test_a_second_count_of_the_same_file_reads_the_cache_without_a_pass(tmp_path, monkeypatch):
+    corpus = write_topic_corpus(tmp_path / "t.txt")
+    options = CorpusOptions(vocab_size=20, min_count=1)
+    first = count_corpus(corpus, options, cache_dir=tmp_path / "cache")
+    assert not first.from_cache and len(list((tmp_path / "cache").iterdir())) == 1
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the corpus was read again")
+
+    monkeypatch.setattr(corpus_module, "_count_corpus_file", no_pass)
+    second = count_corpus(corpus, options, cache_dir=tmp_path / "cache")
+    assert second.from_cache and (second.positive != first.positive).nnz == 0
+    with pytest.raises(AssertionError, match="read again"):  # other options: another key
+        count_corpus(corpus, CorpusOptions(vocab_size=20, min_count=1, window=2),
+                     cache_dir=tmp_path / "cache")
+    os.utime(corpus, ns=(1, 1))
+    with pytest.raises(AssertionError, match="read again"):  # the file changed: another key
+        count_corpus(corpus, options, cache_dir=tmp_path / "cache")
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def test_empty_corpus_is_an_error(tmp_path):
+    corpus = tmp_path / "empty.txt"
+    corpus.write_text("\n 123 \n", encoding="utf-8")
+    with pytest.raises(BayesCompressError, match="empty.txt: no words found"):
+        count_corpus(corpus, use_cache=False)
+
+
+def test_too_few_words_for_the_vocabulary_names_settings_that_work(tmp_path):
+    corpus = write_topic_corpus(tmp_path / "t.txt")  # 24 distinct words
+    too_big = r"only 24 distinct words, fewer than --vocab-size 30; use --vocab-size 24 or lower"
+    with pytest.raises(BayesCompressError, match=too_big) as info:
+        count_corpus(corpus, CorpusOptions(vocab_size=30, min_count=1), use_cache=False)
+    assert "t.txt" in str(info.value)
+    with pytest.raises(BayesCompressError, match=r"--min-count (\d+) or lower") as info:
+        count_corpus(corpus, CorpusOptions(vocab_size=20, min_count=10**6), use_cache=False)
+    suggested = int(info.value.args[0].split("--min-count ")[-1].split()[0])
+    works = count_corpus(corpus, CorpusOptions(vocab_size=20, min_count=suggested), use_cache=False)
+    assert works.vocab_size == 20
+
+
+def test_missing_corpus_is_an_error(tmp_path):
+    with pytest.raises(BayesCompressError, match="nowhere.txt: no such file"):
+        count_corpus(tmp_path / "nowhere.txt", use_cache=False)
+
+
+def test_truncated_gzip_corpus_is_an_error(tmp_path):
+    data = gzip.compress(b"some words here\n" * 2000)
+    corpus = tmp_path / "broken.txt.gz"
+    corpus.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BayesCompressError, match="broken.txt.gz: not a readable gzip file"):
+        count_corpus(corpus, use_cache=False)
+
+
+def test_a_file_named_bz2_that_is_not_bzip2_is_an_error(tmp_path):
+    corpus = tmp_path / "fake.bz2"
+    corpus.write_bytes(b"plain words pretending\n")
+    with pytest.raises(BayesCompressError, match="fake.bz2: not a bzip2 file"):
+        count_corpus(corpus, use_cache=False)

@@ -1,0 +1,74 @@
+"""Data-parallel fit: two CPU processes under torchrun fit as well as one process does."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bayescompress.fit.corpus import CorpusOptions, count_corpus
+from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram, log_likelihood_per_pair
+from bayescompress.posterior import Posterior
+
+from .topic_corpus import write_topic_corpus
+
+SETTINGS = {"dim": 8, "batch": 12, "lr": 0.05, "steps": 300, "negatives": 5}
+OPTIONS = {"vocab_size": 24, "min_count": 1, "window": 3}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def torchrun_fit(corpus: Path, output: Path, processes: int) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", BAYESCOMPRESS_CACHE=str(output.parent / "cache"))
+    if Path("/sys/class/net/lo").exists():
+        env["GLOO_SOCKET_IFNAME"] = "lo"  # never depend on how the host name resolves
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in {**SETTINGS, **OPTIONS}.items()]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={processes}",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+               "-m", "bayescompress", "fit", "skipgram", str(corpus), "-o", str(output), *flags]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def separation_margins(posterior: Posterior) -> np.ndarray:
+    """Per word: lowest score with a same-topic context minus highest with an other-topic one."""
+    scores = posterior.tensors["U"].mean @ posterior.tensors["V"].mean.T
+    topics = np.array([word[0] for word in posterior.vocab.words])
+    same = topics[:, None] == topics[None, :]
+    return np.array([scores[w, same[w]].min() - scores[w, ~same[w]].max() for w in range(len(topics))])
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_fit_every_word_as_well_as_one_process(tmp_path):
+    corpus = write_topic_corpus(tmp_path / "topics.txt")
+    result = torchrun_fit(corpus, tmp_path / "two.h5", processes=2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("wrote") == 1  # only rank 0 reports and writes
+    two = Posterior.load(tmp_path / "two.h5")
+    assert two.metadata["world_size"] == 2
+
+    counts = count_corpus(corpus, CorpusOptions(**OPTIONS), use_cache=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = fit_skipgram(counts, SkipGramSettings(**SETTINGS)).posterior
+    finally:
+        torch.set_num_threads(threads)
+
+    def fitted(posterior):
+        return log_likelihood_per_pair(counts, posterior.tensors["U"].mean, posterior.tensors["V"].mean, 5)
+
+    # rank r only draws words r, r + 2, ...: without averaged gradients, rank 0's file would
+    # hold untrained rows for every other word, and both checks below would fail
+    assert separation_margins(two).min() > 1.0 and separation_margins(one).min() > 1.0
+    assert fitted(two) == pytest.approx(fitted(one), abs=0.02)
+    assert fitted(two) > np.log(0.5) + 0.25
