@@ -218,10 +218,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import format_demo_table, run_demo
+    from .demo import format_demo_report, run_demo
 
-    rows = run_demo(args.out, seed=args.seed)
-    print(format_demo_table(rows))
+    print(format_demo_report(run_demo(args.out, seed=args.seed, refit=args.refit)))
     return 0
 
 
@@ -349,9 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--force", action="store_true", help="overwrite earlier sweep outputs in the folder")
     sweep.set_defaults(func=cmd_sweep)
 
-    demo = commands.add_parser("demo", help="run the pipeline on the embedded demo data")
+    demo = commands.add_parser(
+        "demo", help="fit, pack, unpack and evaluate word embeddings on the bundled Wikipedia sample")
     demo.add_argument("--out", default="demo-output", help="folder for the files (default demo-output)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--refit", action="store_true", help="fit again even if the folder holds a posterior")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bayescompress.packing import pack, unpack
-from bayescompress.posterior import Posterior, TensorPosterior
+from bayescompress.synthetic import generated_posterior
 from bayescompress.vbq import GaussianPrior, choose_code_points, code_point_values, symbol_rates
 
 REFERENCE_MAX_RATE = 11  # the reference code's max_codepoint_length = 10, plus the final 1 bit
@@ -41,14 +41,6 @@ def machine() -> str:
         pass
     system = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
     return f"{model}, {os.cpu_count()} cores, {system}"
-
-
-def generated_posterior(rows: int, dim: int, seed: int = 0) -> Posterior:
-    """Means N(0, 0.3^2); stds log-uniform over two orders of magnitude, [0.003, 0.3]."""
-    rng = np.random.default_rng(seed)
-    means = (0.3 * rng.standard_normal((rows, dim))).astype(np.float32)
-    stds = (0.3 * np.exp(rng.uniform(np.log(0.01), 0.0, (rows, dim)))).astype(np.float32)
-    return Posterior({"U": TensorPosterior(means, stds)}, kind="generic")
 
 
 def brute_force_reference(means, stds, lam, prior, max_rate=REFERENCE_MAX_RATE):
@@ -87,7 +79,7 @@ def main() -> None:
 
     posterior = generated_posterior(args.rows, args.dim)
     n = posterior.n_latents
-    tensor = posterior.tensors["U"]
+    tensor = posterior.tensors["W"]
     print(f"machine: {machine()}")
     print(f"posterior: {args.rows} x {args.dim} = {n} latents, float32\n")
     rows = []
@@ -99,7 +91,7 @@ def main() -> None:
             pack_time, result = timed(
                 lambda target=target, lam=lam: pack(source, target, lam=lam, overwrite=True), args.repeats)
             unpack_time, unpacked = timed(lambda target=target: unpack(target), args.repeats)
-            assert unpacked.tensors["U"].tobytes() == result.values["U"].tobytes()
+            assert unpacked.tensors["W"].tobytes() == result.values["W"].tobytes()
             rows.append({
                 "lambda": lam,
                 "bits_per_dim": result.bits_per_dim,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bayescompress.demo import generated_posterior
 from bayescompress.posterior import Posterior, TensorPosterior
 from bayescompress.ratecontrol import pack_to_target
 from bayescompress.sweep import run_sweep
+from bayescompress.synthetic import generated_posterior
 
 
 def zipf_posterior(rows: int, dim: int, seed: int = 0, prior_std: float = 0.3, k: float = 20.0) -> Posterior:
