@@ -86,14 +86,22 @@ def pack(
 
     ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).
     """
-    inputs = (source,) if not isinstance(source, Posterior) else ()
-    check_output_path(out, overwrite=overwrite, inputs=inputs)
     quantizer = make_quantizer(method, **options)
     symbol_coder = make_coder(coder)
+    _, posterior = posterior_to_pack(source, out, tensors, overwrite)
+    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
+
+
+def posterior_to_pack(
+    source: Posterior | str | os.PathLike, out: str | os.PathLike, tensors: list[str] | None, overwrite: bool
+) -> tuple[Path, Posterior]:
+    """Check the output path, then read, select and validate the posterior that will be packed."""
+    inputs = (source,) if not isinstance(source, Posterior) else ()
+    out = check_output_path(out, overwrite=overwrite, inputs=inputs)
     posterior = source if isinstance(source, Posterior) else Posterior.load(source, tensors)
     posterior = posterior.select(tensors)
     posterior.validate()
-    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
+    return out, posterior
 
 
 def make_coder(name: str):

@@ -312,9 +312,8 @@ def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None
     return post
 
 
-def import_npz(path: str | os.PathLike, kind: str | None = None) -> Posterior:
-    """Read a posterior fitted elsewhere: keys ``NAME.mean`` and ``NAME.std`` per tensor,
-    optional ``vocab`` (1-D str) and ``counts`` (1-D int)."""
+def open_npz(path: str | os.PathLike):
+    """Open an .npz file without unpickling anything; one-line errors for what is not one."""
     import zipfile
 
     source = str(path)
@@ -326,7 +325,16 @@ def import_npz(path: str | os.PathLike, kind: str | None = None) -> Posterior:
         raise BayesCompressError(f"{source}: not a readable .npz file") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise BayesCompressError(f"{source}: not an .npz archive (a single .npy array?)")
-    with archive:
+    return archive
+
+
+def import_npz(path: str | os.PathLike, kind: str | None = None) -> Posterior:
+    """Read a posterior fitted elsewhere: keys ``NAME.mean`` and ``NAME.std`` per tensor,
+    optional ``vocab`` (1-D str) and ``counts`` (1-D int)."""
+    import zipfile
+
+    source = str(path)
+    with open_npz(path) as archive:
         try:
             arrays = {key: archive[key] for key in archive.files}
         except ValueError as exc:

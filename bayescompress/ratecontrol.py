@@ -14,9 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import BayesCompressError
-from .files import check_output_path
 from .methods import Knob, knob_for
-from .packing import PackResult, make_coder, pack_posterior
+from .packing import PackResult, make_coder, pack_posterior, posterior_to_pack
 from .posterior import Posterior
 from .quantizers import make_quantizer
 
@@ -166,11 +165,7 @@ def pack_to_target(
     between two neighbouring knob values, the nearest archive is written (for ``max_bytes`` the
     largest one under it) and ``met`` is False.
     """
-    inputs = (source,) if not isinstance(source, Posterior) else ()
-    out = check_output_path(out, overwrite=overwrite, inputs=inputs)
-    posterior = source if isinstance(source, Posterior) else Posterior.load(source, tensors)
-    posterior = posterior.select(tensors)
-    posterior.validate()
+    out, posterior = posterior_to_pack(source, out, tensors, overwrite)
     knob = knob_for(method, posterior, options)
     if knob.option in options:
         raise BayesCompressError(f"a size target sets {knob.option!r} itself; do not give both")

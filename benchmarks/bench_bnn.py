@@ -18,8 +18,6 @@ import argparse
 import csv
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 from bayescompress.evaluate.bnn import evaluate_bnn, network_metrics
 from bayescompress.fit.bnn import fit_bnn
@@ -98,19 +97,6 @@ class UniformGridQuantizer:
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
         step, shift = parse_exact_float(params["step"]), parse_exact_float(params["shift"])
         return shift + step * np.asarray(symbols, dtype=np.float64)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs (shared), Python {platform.python_version()}, "
-            f"torch {torch.__version__}, numpy {np.__version__}")
 
 
 def measure(posterior: Posterior, quantizer, archive: Path, method: str, setting: str, table, rows) -> Point:
@@ -209,7 +195,8 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     (out / "archives").mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    versions = (f"torch {torch.__version__}", f"numpy {np.__version__}")
+    print(f"machine: {describe_machine(*versions)}")
 
     if args.posterior:
         posterior_path = Path(args.posterior)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 from bayescompress.packing import pack, unpack
 from bayescompress.synthetic import generated_posterior
@@ -28,19 +27,6 @@ from bayescompress.vbq import GaussianPrior, choose_code_points, code_point_valu
 
 REFERENCE_MAX_RATE = 11  # the reference code's max_codepoint_length = 10, plus the final 1 bit
 REFERENCE_CHUNK = 100_000
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
-    return f"{model}, {os.cpu_count()} cores, {system}"
 
 
 def brute_force_reference(means, stds, lam, prior, max_rate=REFERENCE_MAX_RATE):
@@ -80,7 +66,7 @@ def main() -> None:
     posterior = generated_posterior(args.rows, args.dim)
     n = posterior.n_latents
     tensor = posterior.tensors["W"]
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     print(f"posterior: {args.rows} x {args.dim} = {n} latents, float32\n")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -141,7 +127,7 @@ def main() -> None:
           f"{n} latents: {reference['brute_force_extrapolated_s_for_all']:.0f} s; Algorithm 1 on all "
           f"{n} latents with rates up to 53: {full_time:.2f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "latents": n, "rows": rows,
+        Path(args.json).write_text(json.dumps({"machine": describe_machine(), "latents": n, "rows": rows,
                                                "reference": reference}, indent=2))
 
 

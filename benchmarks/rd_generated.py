@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 from bayescompress.posterior import Posterior, TensorPosterior
 from bayescompress.ratecontrol import pack_to_target
@@ -35,15 +35,6 @@ def zipf_posterior(rows: int, dim: int, seed: int = 0, prior_std: float = 0.3, k
     stds = np.broadcast_to(prior_std * np.sqrt(k / (counts + k)), (rows, dim)).astype(np.float32)
     return Posterior({"W": TensorPosterior(means, stds.copy())}, kind="generic",
                      metadata={"source": "generated-zipf", "seed": seed, "k": k})
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{model}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -66,7 +57,7 @@ def main() -> None:
         post = generated_posterior(rows=args.rows, dim=args.dim)
     else:
         post = zipf_posterior(args.rows, args.dim)
-    summary = {"machine": machine(), "posterior": args.posterior, "n_latents": post.n_latents}
+    summary = {"machine": describe_machine(), "posterior": args.posterior, "n_latents": post.n_latents}
 
     start = time.perf_counter()
     result = run_sweep(post, out / "sweep", methods=args.methods.split(","), points=args.points,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BayesCompressError
+from ..posterior import open_npz
 
 BUILTIN_DATASETS = ("digits",)
 
@@ -143,13 +144,7 @@ def _numeric_column(cells: np.ndarray, name: str, source: str) -> np.ndarray:
 def read_npz(path: Path) -> Table:
     """Arrays ``X`` (rows x features, numeric) and ``y`` (one target per row); no pickled objects."""
     source = str(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BayesCompressError(f"{source}: not a readable .npz file") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise BayesCompressError(f"{source}: not an .npz archive (a single .npy array?)")
-    with archive:
+    with open_npz(path) as archive:
         missing = [key for key in ("X", "y") if key not in archive.files]
         if missing:
             raise BayesCompressError(
