@@ -6,6 +6,7 @@ the paper's Hits@10 (query words not excluded, ties against), top-1, MRR, and ge
 (query words excluded). Not run by CI.
 
     python benchmarks/skipgram_vs_word2vec.py [CORPUS] [--steps N --batch B --lr LR ...]
+        [--save-posterior FIT.h5]   # keep our fit for the rate-distortion study (docs/results.md)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import time
 
@@ -28,6 +30,18 @@ from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
 
 DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 GENSIM_MAX_SENTENCE = 10000  # gensim silently truncates longer sentences
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def scores(words: list[str], vectors: np.ndarray) -> dict:
@@ -61,6 +75,7 @@ def main() -> None:
     parser.add_argument("--skip-w2v", action="store_true")
     parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument("--json", help="append the results as one JSON line to this file")
+    parser.add_argument("--save-posterior", help="also write our fitted posterior to this .h5 file")
     parser.add_argument("--cache-dir", help="count cache (default: the user's); a new folder times the count")
     for field in dataclasses.fields(SkipGramSettings):
         if field.name in ("checkpoint", "resume", "device", "checkpoint_every"):
@@ -74,7 +89,7 @@ def main() -> None:
     count_seconds = time.perf_counter() - began
     settings = SkipGramSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SkipGramSettings)
                                    if hasattr(args, f.name)})
-    result = {"machine": f"{platform.machine()} {torch.get_num_threads()} torch threads",
+    result = {"machine": f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
               "corpus": counts.source.get("name"), "tokens": counts.n_tokens, "vocab": counts.vocab_size,
               "settings": dataclasses.asdict(settings), "count_seconds": count_seconds,
               "counts_from_cache": counts.from_cache}
@@ -89,6 +104,8 @@ def main() -> None:
         result["ours_U"] = scores(counts.words, means_u)
         result["ours_U+V"] = scores(counts.words, means_u + means_v)
         result["ours_final_elbo_per_pair"] = fit.posterior.metadata["final_elbo_per_pair"]
+        if args.save_posterior:
+            fit.posterior.save(args.save_posterior)
 
     if not args.skip_w2v:
         sentences = word2vec_sentences(args.corpus, options)

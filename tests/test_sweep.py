@@ -237,3 +237,39 @@ def test_an_embedding_sweep_evaluates_the_word_vectors_through_the_adapter(tmp_p
     assert result.quality_name == "hits_at_10" and result.reference_quality == pytest.approx(1.0)
     assert len(seen) == len(result.rows)  # the uncompressed model, then every archive
     assert {r["n_latents"] for r in result.rows} == {post.tensors["U"].mean.size}  # only U is packed
+
+
+def test_archives_that_decode_to_the_same_values_are_evaluated_once(tmp_path, monkeypatch):
+    from bayescompress import quality
+
+    calls = []
+
+    def counting_quality(values, posterior, **options):
+        calls.append(values)
+        return generic_quality(values, posterior, **options)
+
+    monkeypatch.setitem(quality.METRICS, "generic", counting_quality)
+    post = make_posterior(rows=200, dim=10)
+    result = run_sweep(post, tmp_path / "out", methods=["uniform", "gzip", "lzma"], points=3,
+                       show_progress=False)
+    grid = [r for r in result.rows if r["method"] == "uniform"]
+    assert len(grid) == 6 and len(result.rows) == 19
+    assert len(calls) == 1 + len({(r["knob_value"], r["offset"]) for r in grid})  # reference + each grid
+    by_grid = {(r["knob_value"], r["offset"]): r["quality"] for r in grid}
+    for row in result.rows:
+        if row["method"] in ("gzip", "lzma"):
+            assert row["quality"] == by_grid[(row["knob_value"], row["offset"])]
+            assert row["file_bytes"] != 0
+
+
+def test_a_sweep_takes_method_records_with_fixed_quantizer_options(tmp_path):
+    from bayescompress.methods import Method
+    from bayescompress.packing import unpack
+
+    post = make_posterior(rows=200, dim=10)
+    fitted = Method("vbq-fit-prior", "vbq", "range", (("prior", "fit"),))
+    result = run_sweep(post, tmp_path / "out", methods=["vbq", fitted], points=3, show_progress=False)
+    rows = [r for r in result.rows if r["method"] == "vbq-fit-prior"]
+    assert len(rows) == 3
+    assert {unpack(r["archive"]).header["config"]["prior"] for r in rows} == {"fit"}
+    assert {r["method"] for r in result.ratios} == {"vbq-fit-prior"}
