@@ -267,3 +267,22 @@ def test_bad_corpus_is_one_line_on_stderr_a_failure_status_and_no_output(tmp_pat
     assert err.count("\n") == 1 and message in err
     assert not output.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fit.h5")]
+
+
+def test_counts_held_dense_on_the_device_give_the_same_fit_as_sparse_blocks(topic_counts):
+    # the GPU path (ResidentCounts) gathers blocks from a dense matrix; forced here on the CPU
+    settings = SkipGramSettings(steps=40, **SMALL)
+    pyro.clear_param_store()
+    sparse = fit_skipgram(topic_counts, settings, resident=False)
+    pyro.clear_param_store()
+    dense = fit_skipgram(topic_counts, settings, resident=True)
+    assert sparse.elbos == dense.elbos
+    for name in ("U", "V"):
+        np.testing.assert_array_equal(sparse.posterior.tensors[name].mean, dense.posterior.tensors[name].mean)
+        np.testing.assert_array_equal(sparse.posterior.tensors[name].std, dense.posterior.tensors[name].std)
+
+
+def test_dense_counts_stay_on_the_cpu_path_without_a_gpu():
+    from bayescompress.fit.skipgram import resident_counts_fit
+
+    assert not resident_counts_fit(100, torch.device("cpu"))
