@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
 
 import numpy as np
 import torch
 from gensim.models import Word2Vec
 from gensim.test.utils import datapath
+from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 from bayescompress.evaluate.analogy import evaluate_analogies
 from bayescompress.fit.corpus import CorpusOptions, count_corpus, iter_documents
@@ -30,18 +29,6 @@ from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
 
 DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 GENSIM_MAX_SENTENCE = 10000  # gensim silently truncates longer sentences
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's machine type."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def scores(words: list[str], vectors: np.ndarray) -> dict:
@@ -89,7 +76,7 @@ def main() -> None:
     count_seconds = time.perf_counter() - began
     settings = SkipGramSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SkipGramSettings)
                                    if hasattr(args, f.name)})
-    result = {"machine": f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+    result = {"machine": describe_machine(f"{torch.get_num_threads()} torch threads"),
               "corpus": counts.source.get("name"), "tokens": counts.n_tokens, "vocab": counts.vocab_size,
               "settings": dataclasses.asdict(settings), "count_seconds": count_seconds,
               "counts_from_cache": counts.from_cache}
