@@ -235,7 +235,8 @@ def cmd_fit_skipgram(args) -> int:
     )
     settings = SkipGramSettings(
         dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
-        lr_decay=args.lr_decay,
+        lr_decay=args.lr_decay, estimator=args.estimator, noise_contexts=args.noise_contexts,
+        pair_power=args.pair_power, threads=args.threads,
         prior_std=args.prior_std, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
     )
@@ -420,9 +421,20 @@ def _add_fit_skipgram(models) -> None:
                     help="context words on each side (default %(default)s)")
     sg.add_argument("--negatives", type=int, default=model["negatives"],
                     help="expected negative samples per positive pair, k (default %(default)s)")
-    sg.add_argument("--steps", type=int, default=model["steps"], help="SVI steps (default %(default)s)")
-    sg.add_argument("--batch", type=int, default=model["batch"],
-                    help="words and contexts per minibatch block (default %(default)s)")
+    sg.add_argument("--estimator", choices=("pairs", "dense"), default=model["estimator"],
+                    help="pairs: sampled (word, context) pairs, cost follows the corpus; dense: V x V "
+                         "blocks, the reference for small vocabularies (default %(default)s)")
+    sg.add_argument("--steps", type=int, help="SVI steps (default: pairs {pairs}, dense {dense})".format(
+        **model["steps"]))
+    sg.add_argument("--batch", type=int,
+                    help="pairs: positive pairs per step (default {pairs}); dense: words and contexts per "
+                         "block (default {dense})".format(**model["batch"]))
+    sg.add_argument("--noise-contexts", type=int, default=model["noise_contexts"],
+                    help="pairs: negative contexts per step, shared by the batch (default %(default)s)")
+    sg.add_argument("--pair-power", type=float, default=model["pair_power"],
+                    help="pairs: positives drawn in proportion to count^this, then reweighted "
+                         "(default %(default)s)")
+    sg.add_argument("--threads", type=int, help="torch threads (default 1: see docs/skipgram.md)")
     sg.add_argument("--lr", type=float, default=model["lr"], help="Adam learning rate (default %(default)s)")
     sg.add_argument("--lr-decay", type=float, default=model["lr_decay"],
                     help="last step's learning rate = lr x this, exponential decay (default %(default)s)")

@@ -28,11 +28,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def torchrun_fit(corpus: Path, output: Path, processes: int) -> subprocess.CompletedProcess:
+def torchrun_fit(corpus: Path, output: Path, processes: int, estimator: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", BAYESCOMPRESS_CACHE=str(output.parent / "cache"))
     if Path("/sys/class/net/lo").exists():
         env["GLOO_SOCKET_IFNAME"] = "lo"  # never depend on how the host name resolves
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in {**SETTINGS, **OPTIONS}.items()]
+    flags.append(f"--estimator={estimator}")
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={processes}",
                "--master_addr=127.0.0.1", f"--master_port={free_port()}",
                "-m", "bayescompress", "fit", "skipgram", str(corpus), "-o", str(output), *flags]
@@ -48,9 +49,10 @@ def separation_margins(posterior: Posterior) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_two_processes_under_torchrun_fit_every_word_as_well_as_one_process(tmp_path):
+@pytest.mark.parametrize("estimator", ["pairs", "dense"])
+def test_two_processes_under_torchrun_fit_every_word_as_well_as_one_process(tmp_path, estimator):
     corpus = write_topic_corpus(tmp_path / "topics.txt")
-    result = torchrun_fit(corpus, tmp_path / "two.h5", processes=2)
+    result = torchrun_fit(corpus, tmp_path / "two.h5", processes=2, estimator=estimator)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("wrote") == 1  # only rank 0 reports and writes
     two = Posterior.load(tmp_path / "two.h5")
@@ -60,15 +62,16 @@ def test_two_processes_under_torchrun_fit_every_word_as_well_as_one_process(tmp_
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        one = fit_skipgram(counts, SkipGramSettings(**SETTINGS)).posterior
+        one = fit_skipgram(counts, SkipGramSettings(estimator=estimator, **SETTINGS)).posterior
     finally:
         torch.set_num_threads(threads)
 
     def fitted(posterior):
         return log_likelihood_per_pair(counts, posterior.tensors["U"].mean, posterior.tensors["V"].mean, 5)
 
-    # rank r only draws words r, r + 2, ...: without averaged gradients, rank 0's file would
-    # hold untrained rows for every other word, and both checks below would fail
+    # dense: rank r only draws words r, r + 2, ...; pairs: each rank draws its own pairs (tests/
+    # test_pairs.py). Without averaged gradients rank 0's file would miss the other rank's
+    # updates (dense: untrained rows for every other word, and both checks below would fail)
     assert separation_margins(two).min() > 1.0 and separation_margins(one).min() > 1.0
     assert fitted(two) == pytest.approx(fitted(one), abs=0.02)
     assert fitted(two) > np.log(0.5) + 0.25

@@ -28,6 +28,9 @@ from bayescompress.posterior import Posterior
 from .topic_corpus import write_topic_corpus
 
 SMALL = {"dim": 8, "batch": 12, "lr": 0.05}
+# per estimator: 12 x 12 blocks, or 64 positive pairs against 8 shared negatives
+TOPIC_SETTINGS = {"dense": {**SMALL, "estimator": "dense"},
+                  "pairs": {**SMALL, "estimator": "pairs", "batch": 64, "noise_contexts": 8}}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,10 +48,10 @@ def topic_counts(tmp_path_factory) -> CoOccurrences:
     return count_corpus(corpus, CorpusOptions(vocab_size=24, min_count=1, window=3), use_cache=False)
 
 
-@pytest.fixture(scope="module")
-def topic_fit(topic_counts):
+@pytest.fixture(scope="module", params=["pairs", "dense"])
+def topic_fit(topic_counts, request):
     pyro.clear_param_store()
-    return fit_skipgram(topic_counts, SkipGramSettings(steps=300, **SMALL))
+    return fit_skipgram(topic_counts, SkipGramSettings(steps=300, **TOPIC_SETTINGS[request.param]))
 
 
 def topic_of(words: list[str]) -> np.ndarray:
@@ -94,11 +97,13 @@ def test_words_seen_more_often_have_smaller_posterior_stds(topic_fit, topic_coun
     assert stds[order[:4]].mean() < stds[order[-4:]].mean()
 
 
-def test_with_no_counts_the_posterior_is_the_prior():
+@pytest.mark.parametrize("estimator", ["pairs", "dense"])
+def test_with_no_counts_the_posterior_is_the_prior(estimator):
     words = [f"w{chr(97 + i)}" for i in range(6)]
     empty = CoOccurrences(words, np.ones(6, dtype=np.int64), sp.csr_matrix((6, 6), dtype=np.int64),
                           n_tokens=6, n_documents=1, options=CorpusOptions(vocab_size=6, min_count=1))
-    fit = fit_skipgram(empty, SkipGramSettings(dim=3, batch=6, steps=250, lr=0.1, prior_std=0.5))
+    fit = fit_skipgram(empty, SkipGramSettings(dim=3, batch=6, steps=250, lr=0.1, prior_std=0.5,
+                                               estimator=estimator))
     for name in ("U", "V"):
         assert np.abs(fit.posterior.tensors[name].mean).max() < 1e-3  # initial means spread 0.1
         assert np.allclose(fit.posterior.tensors[name].std, 0.5, rtol=1e-3)  # initial stds 0.01
@@ -145,25 +150,28 @@ def test_block_loss_is_the_blocks_likelihood_and_kl_scaled_up_to_the_whole_vocab
     assert loss == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.parametrize("estimator", ["pairs", "dense"])
 def test_a_fit_killed_after_a_checkpoint_resumes_to_exactly_the_uninterrupted_result(
-        topic_counts, tmp_path, monkeypatch):
+        topic_counts, tmp_path, monkeypatch, estimator):
     from bayescompress.fit import skipgram as skipgram_module
+    from bayescompress.fit.pairs import PairSampler
 
-    settings = {"steps": 40, "seed": 3, **SMALL}
+    settings = {"steps": 40, "seed": 3, **TOPIC_SETTINGS[estimator]}
     straight = fit_skipgram(topic_counts, SkipGramSettings(**settings)).posterior
     checkpoint = str(tmp_path / "fit.ckpt")
-    real_draw_block, calls = skipgram_module.draw_block, []
+    owner, name = (PairSampler, "draw") if estimator == "pairs" else (skipgram_module, "draw_block")
+    real_draw, calls = getattr(owner, name), []
 
     def killed_at_step_25(*args, **kwargs):
         calls.append(1)
         if len(calls) > 25:
             raise KeyboardInterrupt
-        return real_draw_block(*args, **kwargs)
+        return real_draw(*args, **kwargs)
 
-    monkeypatch.setattr(skipgram_module, "draw_block", killed_at_step_25)
+    monkeypatch.setattr(owner, name, killed_at_step_25)
     with pytest.raises(KeyboardInterrupt):
         fit_skipgram(topic_counts, SkipGramSettings(checkpoint=checkpoint, checkpoint_every=10, **settings))
-    monkeypatch.setattr(skipgram_module, "draw_block", real_draw_block)
+    monkeypatch.setattr(owner, name, real_draw)
     assert torch.load(checkpoint, weights_only=True)["step"] == 20
     resumed = fit_skipgram(topic_counts, SkipGramSettings(checkpoint=checkpoint, resume=True, **settings))
     for name in ("U", "V"):
@@ -271,7 +279,7 @@ def test_bad_corpus_is_one_line_on_stderr_a_failure_status_and_no_output(tmp_pat
 
 def test_counts_held_dense_on_the_device_give_the_same_fit_as_sparse_blocks(topic_counts):
     # the GPU path (ResidentCounts) gathers blocks from a dense matrix; forced here on the CPU
-    settings = SkipGramSettings(steps=40, **SMALL)
+    settings = SkipGramSettings(steps=40, **TOPIC_SETTINGS["dense"])
     pyro.clear_param_store()
     sparse = fit_skipgram(topic_counts, settings, resident=False)
     pyro.clear_param_store()

@@ -16,8 +16,11 @@ CORPUS_DEFAULTS = {
 SKIPGRAM_DEFAULTS = {
     "dim": 100,
     "negatives": 10,
-    "steps": 2000,
-    "batch": 1000,
+    "estimator": "pairs",
+    "steps": {"pairs": 4000, "dense": 2000},  # per estimator
+    "batch": {"pairs": 4096, "dense": 1000},  # pairs: positive pairs per step; dense: block side
+    "noise_contexts": 64,
+    "pair_power": 0.75,
     "lr": 0.05,
     "lr_decay": 0.05,
     "prior_std": 0.5,

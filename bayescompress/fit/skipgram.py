@@ -30,6 +30,8 @@ from ..posterior import Posterior, TensorPosterior, Vocabulary
 from .corpus import CoOccurrences, CorpusOptions, count_corpus
 from .defaults import SKIPGRAM_DEFAULTS
 from .distributed import ProcessGroup, device_for, process_group
+from .pairs import PairSampler, normal_pool, pair_loss
+from .threads import torch_threads
 
 CHECKPOINT_FORMAT = "bayescompress-skipgram-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -37,6 +39,7 @@ PARAMETERS = ("locs.U", "scales.U", "locs.V", "scales.V")
 SCALE_CONSTRAINT = constraints.softplus_positive
 # settings that define the model; a checkpoint only resumes a fit that agrees on all of them
 _MODEL_SETTINGS = ("dim", "negatives", "prior_std")
+ESTIMATORS = ("pairs", "dense")
 
 
 @dataclass
@@ -45,8 +48,11 @@ class SkipGramSettings:
 
     dim: int = SKIPGRAM_DEFAULTS["dim"]
     negatives: int = SKIPGRAM_DEFAULTS["negatives"]
-    steps: int = SKIPGRAM_DEFAULTS["steps"]
-    batch: int = SKIPGRAM_DEFAULTS["batch"]
+    estimator: str = SKIPGRAM_DEFAULTS["estimator"]  # "pairs" (sampled pairs) or "dense" (blocks)
+    steps: int | None = None  # default: SKIPGRAM_DEFAULTS["steps"][estimator]
+    batch: int | None = None  # pairs: positive pairs per step; dense: block side. Default per estimator
+    noise_contexts: int = SKIPGRAM_DEFAULTS["noise_contexts"]  # pairs: M negatives shared by the batch
+    pair_power: float = SKIPGRAM_DEFAULTS["pair_power"]  # pairs: positives drawn in proportion to n^power
     lr: float = SKIPGRAM_DEFAULTS["lr"]
     lr_decay: float = SKIPGRAM_DEFAULTS["lr_decay"]  # the last step's learning rate is lr * lr_decay
     prior_std: float = SKIPGRAM_DEFAULTS["prior_std"]
@@ -57,9 +63,21 @@ class SkipGramSettings:
     checkpoint: str | None = None
     checkpoint_every: int = SKIPGRAM_DEFAULTS["checkpoint_every"]
     resume: bool = False
+    threads: int | None = None  # torch threads on the CPU; None: default_threads()
 
     def __post_init__(self):
-        for name in ("dim", "negatives", "steps", "batch", "checkpoint_every"):
+        if self.estimator not in ESTIMATORS:
+            raise BayesCompressError(f"--estimator must be one of {', '.join(ESTIMATORS)}, "
+                                     f"got {self.estimator!r}")
+        if self.steps is None:
+            self.steps = SKIPGRAM_DEFAULTS["steps"][self.estimator]
+        if self.batch is None:
+            self.batch = SKIPGRAM_DEFAULTS["batch"][self.estimator]
+        if self.threads is not None and self.threads < 1:
+            raise BayesCompressError(f"--threads must be at least 1, got {self.threads}")
+        if not 0 <= self.pair_power <= 1:
+            raise BayesCompressError(f"--pair-power must be between 0 and 1, got {self.pair_power}")
+        for name in ("dim", "negatives", "steps", "batch", "noise_contexts", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be at least 1, got "
                                          f"{getattr(self, name)}")
@@ -300,8 +318,15 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
 
     Gradients are averaged over the ranks of ``group`` (default: this process alone) before
     each step; only rank 0 writes checkpoints and returns the posterior. ``resident`` keeps the
-    dense counts on the device (default: on a GPU where they fit); the fit is the same either way.
+    dense counts on the device (default: on a GPU where they fit; dense estimator only); the fit
+    is the same either way. Torch runs ``settings.threads`` threads (restored afterwards).
     """
+    with torch_threads(settings.threads):
+        return _fit_skipgram(counts, settings, group, progress, resident)
+
+
+def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: ProcessGroup | None,
+                  progress: bool, resident: bool | None) -> FitResult:
     from tqdm.auto import tqdm
 
     group = group or ProcessGroup(device=device_for(settings.device))
@@ -326,12 +351,30 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
     group.broadcast_(parameters)
 
     negative_rows, noise = counts.negative_factors(settings.negatives)
-    shard = np.arange(group.rank, counts.vocab_size, group.world_size)
-    if resident is None:
-        resident = resident_counts_fit(counts.vocab_size, device)
-    on_device = ResidentCounts.build(counts, negative_rows, noise, device) if resident else None
     pairs = max(float(counts.positive.sum() + negative_rows.sum()), 1.0)  # per-pair figures
-    elbo = pyro.infer.TraceMeanField_ELBO()
+    if settings.estimator == "pairs":
+        sampler = PairSampler(counts, settings.negatives, settings.batch, settings.noise_contexts,
+                              settings.pair_power, device)
+        pool = normal_pool(settings.batch, settings.noise_contexts, settings.dim, settings.seed, device)
+
+        def step_loss(rng: np.random.Generator) -> torch.Tensor:
+            batch = sampler.draw(rng)
+            word_normals, context_normals = sampler.normals(pool, rng, settings.dim)
+            return pair_loss(parameters, batch, word_normals, context_normals, settings.prior_std,
+                             sampler.unreached_words, sampler.unreached_contexts)
+        pairs_per_step = sampler.batch  # positive pairs, each scored against the M shared negatives
+    else:
+        shard = np.arange(group.rank, counts.vocab_size, group.world_size)
+        if resident is None:
+            resident = resident_counts_fit(counts.vocab_size, device)
+        on_device = ResidentCounts.build(counts, negative_rows, noise, device) if resident else None
+        elbo = pyro.infer.TraceMeanField_ELBO()
+
+        def step_loss(rng: np.random.Generator) -> torch.Tensor:
+            block = draw_block(counts, negative_rows, noise, shard, group.world_size, settings.batch,
+                               rng, device, on_device)
+            return elbo.differentiable_loss(skipgram.model, skipgram.guide, block)
+        pairs_per_step = min(settings.batch, len(shard)) * min(settings.batch, counts.vocab_size)
     began = time.perf_counter()
     # argument checks cost more than the maths here; the inputs are built by draw_block
     with pyro.validation_enabled(False), tqdm(
@@ -340,18 +383,18 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
         for step in range(start, settings.steps):
             rng, torch_seed = _step_seeds(settings.seed, group.rank, step)
             _seed_torch(torch_seed, device)
-            block = draw_block(counts, negative_rows, noise, shard, group.world_size, settings.batch,
-                               rng, device, on_device)
             for group_settings in optimizer.param_groups:
                 group_settings["lr"] = learning_rate(settings, step)
             optimizer.zero_grad(set_to_none=True)
-            loss = elbo.differentiable_loss(skipgram.model, skipgram.guide, block)
+            loss = step_loss(rng)
             loss.backward()
             elbos.append(-group.average_gradients(parameters, loss))
             optimizer.step()
             bar.update(1)
             if step % 10 == 0 or step == settings.steps - 1:
-                bar.set_postfix_str(f"ELBO {elbos[-1]:.4g} ({elbos[-1] / pairs:.4f}/pair)")
+                rate = (step + 1 - start) * pairs_per_step / max(time.perf_counter() - began, 1e-9)
+                bar.set_postfix_str(f"ELBO {elbos[-1]:.4g} ({elbos[-1] / pairs:.4f}/pair), "
+                                    f"{rate:.3g} pairs/s")
             done = step + 1
             if settings.checkpoint and group.is_main and (done % settings.checkpoint_every == 0
                                                           or done == settings.steps):
@@ -364,13 +407,14 @@ def fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proce
         posterior.metadata = {
             "model": "bayesian-skipgram",
             "settings": {k: v for k, v in dataclasses.asdict(settings).items()
-                         if k not in ("checkpoint", "resume", "checkpoint_every")},
+                         if k not in ("checkpoint", "resume", "checkpoint_every", "threads")},
             "corpus": {**counts.source, **dataclasses.asdict(counts.options),
                        "tokens": counts.n_tokens, "documents": counts.n_documents,
                        "positive_pairs": int(counts.positive.sum())},
             "final_elbo": final_elbo,
             "final_elbo_per_pair": final_elbo / pairs,
             "elbo_estimate": "mean of the last minibatch ELBO estimates (full-data scale)",
+            "torch_threads": torch.get_num_threads(),
             "world_size": group.world_size,
             "fit_seconds": seconds,
         }
