@@ -200,6 +200,18 @@ def cmd_evaluate_analogy(args) -> int:
     return 0
 
 
+def cmd_evaluate_stds(args) -> int:
+    from .evaluate.stds import format_std_report, std_report
+    from .posterior import Posterior
+
+    report = std_report(Posterior.load(args.target), args.tensor, args.initial_std)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(format_std_report(report))
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from .sweep import run_sweep
 
@@ -486,6 +498,13 @@ def _add_evaluate_commands(commands):
     analogy.add_argument("--tensor", help="tensor holding the word vectors (default U)")
     analogy.add_argument("--json", action="store_true", help="print all figures as JSON")
     analogy.set_defaults(func=cmd_evaluate_analogy)
+    stds = tasks.add_parser("stds", help="an embedding posterior's stds per frequency band and "
+                                         "against word counts")
+    stds.add_argument("target", help="posterior file (.h5) of an embedding with word counts")
+    stds.add_argument("--tensor", default="U", help="tensor to report on (default U)")
+    stds.add_argument("--initial-std", type=float, help="the fit's initial std (default: from its metadata)")
+    stds.add_argument("--json", action="store_true", help="print all figures as JSON")
+    stds.set_defaults(func=cmd_evaluate_stds)
     return tasks
 
 
