@@ -9,7 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from bayescompress.fit.corpus import CoOccurrences, CorpusOptions
-from bayescompress.fit.pairs import PairSampler, kl_rows, normal_pool, pair_elbo_terms, pair_loss
+from bayescompress.fit.pairs import (
+    PairBatch,
+    PairSampler,
+    kl_rows,
+    lazy_adam_step,
+    normal_pool,
+    pair_elbo_terms,
+    pair_gradients,
+    pair_loss,
+)
 from bayescompress.fit.skipgram import _step_seeds, log_likelihood_per_pair
 
 VOCAB, DIM, NEGATIVES, PRIOR_STD = 15, 3, 4, 0.6
@@ -83,10 +92,10 @@ def test_the_mean_of_many_sampled_pair_estimates_is_the_exact_full_data_elbo(pow
             normals = word_normals_t[batch.words], context_normals_t[batch.contexts]
             terms = pair_elbo_terms(guide, batch, *normals, PRIOR_STD, sampler.unreached_words,
                                     sampler.unreached_contexts)
-            loss = pair_loss(guide, batch, *normals, PRIOR_STD, sampler.unreached_words,
-                             sampler.unreached_contexts)
-            assert float(loss) == pytest.approx(float(terms[1] - terms[0]))
             estimates.append([float(term) for term in terms])
+        loss = pair_loss(guide, batch, *normals, PRIOR_STD, sampler.unreached_words,
+                         sampler.unreached_contexts)
+        assert float(loss) == pytest.approx(float(terms[1] - terms[0]))
     mean = np.mean(estimates, axis=0)
     standard_error = np.std(estimates, axis=0) / np.sqrt(len(estimates))
     for term in range(2):  # log-likelihood, KL
@@ -122,3 +131,42 @@ def test_the_normal_pool_is_standard_normal_and_fixed_by_the_seed():
     sampler = PairSampler(heavy_tailed_counts(), NEGATIVES, 8, 4, 0.75, torch.device("cpu"))
     words, contexts = sampler.normals(pool, np.random.default_rng(0), DIM)
     assert words.shape == (8, DIM) and contexts.shape == (12, DIM)
+
+
+def test_the_closed_form_gradients_are_autograds_gradients_of_the_loss():
+    counts = heavy_tailed_counts()
+    guide = [tensor.double().requires_grad_() for tensor in random_guide()]
+    sampler = PairSampler(counts, NEGATIVES, batch=8, noise_contexts=4, power=0.75, device=CPU)
+    rng = np.random.default_rng(4)
+    batch = sampler.draw(rng)
+    batch = PairBatch(**{name: value.double() if value.is_floating_point() else value
+                         for name, value in vars(batch).items()})
+    word_normals = torch.from_numpy(rng.standard_normal((8, DIM)))
+    context_normals = torch.from_numpy(rng.standard_normal((12, DIM)))
+    arguments = (batch, word_normals, context_normals, PRIOR_STD, sampler.unreached_words,
+                 sampler.unreached_contexts)
+    loss = pair_loss(guide, *arguments)
+    loss.backward()
+    value, gradients = pair_gradients(guide, *arguments)
+    assert value == pytest.approx(float(loss.detach()), rel=1e-12)
+    for leaf, gradient in zip(guide, gradients, strict=True):
+        expected = leaf.grad.to_dense().numpy()
+        np.testing.assert_allclose(gradient.to_dense().numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_lazy_adam_moves_rows_exactly_as_sparse_adam_does():
+    torch.manual_seed(0)
+    ours, reference = (torch.randn(6, 3).requires_grad_() for _ in range(2))
+    with torch.no_grad():
+        reference.copy_(ours)
+    optimizers = [torch.optim.SparseAdam([p], lr=0.1) for p in (ours, reference)]
+    for step in range(4):
+        rows = torch.tensor([0, 2, 5]) if step % 2 else torch.tensor([1, 2])
+        values = torch.randn(len(rows), 3)
+        for parameter in (ours, reference):
+            gradient = torch.sparse_coo_tensor(rows[None], values, (6, 3), check_invariants=True)
+            parameter.grad = gradient.coalesce()
+        lazy_adam_step(optimizers[0])
+        optimizers[1].step()
+        torch.testing.assert_close(ours, reference)
+    assert optimizers[0].state_dict()["state"][0]["step"] == 4

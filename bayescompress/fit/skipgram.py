@@ -30,7 +30,7 @@ from ..posterior import Posterior, TensorPosterior, Vocabulary
 from .corpus import CoOccurrences, CorpusOptions, count_corpus
 from .defaults import SKIPGRAM_DEFAULTS
 from .distributed import ProcessGroup, device_for, process_group
-from .pairs import PairSampler, normal_pool, pair_loss
+from .pairs import PairSampler, lazy_adam_step, normal_pool, pair_gradients
 from .threads import torch_threads
 
 CHECKPOINT_FORMAT = "bayescompress-skipgram-checkpoint"
@@ -357,11 +357,18 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
                               settings.pair_power, device)
         pool = normal_pool(settings.batch, settings.noise_contexts, settings.dim, settings.seed, device)
 
-        def step_loss(rng: np.random.Generator) -> torch.Tensor:
+        def step_gradients(rng: np.random.Generator) -> torch.Tensor:
             batch = sampler.draw(rng)
             word_normals, context_normals = sampler.normals(pool, rng, settings.dim)
-            return pair_loss(parameters, batch, word_normals, context_normals, settings.prior_std,
-                             sampler.unreached_words, sampler.unreached_contexts)
+            loss, gradients = pair_gradients(parameters, batch, word_normals, context_normals,
+                                             settings.prior_std, sampler.unreached_words,
+                                             sampler.unreached_contexts)
+            for parameter, gradient in zip(parameters, gradients, strict=True):
+                parameter.grad = gradient
+            return torch.tensor(loss)
+
+        def update() -> None:
+            lazy_adam_step(optimizer)
         pairs_per_step = sampler.batch  # positive pairs, each scored against the M shared negatives
     else:
         shard = np.arange(group.rank, counts.vocab_size, group.world_size)
@@ -370,10 +377,15 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
         on_device = ResidentCounts.build(counts, negative_rows, noise, device) if resident else None
         elbo = pyro.infer.TraceMeanField_ELBO()
 
-        def step_loss(rng: np.random.Generator) -> torch.Tensor:
+        def step_gradients(rng: np.random.Generator) -> torch.Tensor:
             block = draw_block(counts, negative_rows, noise, shard, group.world_size, settings.batch,
                                rng, device, on_device)
-            return elbo.differentiable_loss(skipgram.model, skipgram.guide, block)
+            loss = elbo.differentiable_loss(skipgram.model, skipgram.guide, block)
+            loss.backward()
+            return loss
+
+        def update() -> None:
+            optimizer.step()
         pairs_per_step = min(settings.batch, len(shard)) * min(settings.batch, counts.vocab_size)
     began = time.perf_counter()
     # argument checks cost more than the maths here; the inputs are built by draw_block
@@ -386,10 +398,9 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
             for group_settings in optimizer.param_groups:
                 group_settings["lr"] = learning_rate(settings, step)
             optimizer.zero_grad(set_to_none=True)
-            loss = step_loss(rng)
-            loss.backward()
+            loss = step_gradients(rng)
             elbos.append(-group.average_gradients(parameters, loss))
-            optimizer.step()
+            update()
             bar.update(1)
             if step % 10 == 0 or step == settings.steps - 1:
                 rate = (step + 1 - start) * pairs_per_step / max(time.perf_counter() - began, 1e-9)
