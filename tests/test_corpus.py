@@ -244,3 +244,27 @@ def test_a_file_named_bz2_that_is_not_bzip2_is_an_error(tmp_path):
     corpus.write_bytes(b"plain words pretending\n")
     with pytest.raises(BayesCompressError, match="fake.bz2: not a bzip2 file"):
         count_corpus(corpus, use_cache=False)
+
+
+def test_a_binary_file_is_refused_as_not_text_instead_of_being_counted(tmp_path):
+    corpus = tmp_path / "model.bin"
+    corpus.write_bytes(b"some words first " * 100 + b"\x00\x01\x02" + os.urandom(5000))
+    with pytest.raises(BayesCompressError, match="model.bin: not a text file \\(NUL bytes"):
+        count_corpus(corpus, use_cache=False)
+
+
+def test_bytes_that_are_mostly_not_utf8_are_refused_even_when_compressed(tmp_path):
+    corpus = tmp_path / "noise.txt.bz2"
+    high_bytes = np.random.default_rng(0).integers(128, 256, 50_000, dtype=np.uint8)
+    corpus.write_bytes(bz2.compress(bytes(high_bytes)))
+    with pytest.raises(BayesCompressError, match=r"noise.txt.bz2: not a text file \(\d+% of the characters"):
+        count_corpus(corpus, use_cache=False)
+
+
+def test_latin1_prose_with_a_few_accented_letters_is_still_read_as_text(tmp_path):
+    corpus = tmp_path / "latin1.txt"
+    lines = [" ".join(f"w{chr(97 + (i * j) % 26)}{chr(97 + j % 26)}" for j in range(30)) + " café"
+             for i in range(50)]
+    corpus.write_bytes("\n".join(lines).encode("latin-1"))
+    counts = count_corpus(corpus, CorpusOptions(vocab_size=20, min_count=1, window=2), use_cache=False)
+    assert counts.vocab_size == 20

@@ -255,6 +255,15 @@ def write_bad_corpus(kind: str, folder: Path) -> Path:
         data = gzip.compress(b"words and more words\n" * 5000)
         (folder / "cut.txt.gz").write_bytes(data[:200])
         return folder / "cut.txt.gz"
+    if kind == "binary":  # e.g. an image or a model file passed by mistake: NUL bytes
+        (folder / "weights.txt").write_bytes(np.random.default_rng(0).bytes(100_000))
+        return folder / "weights.txt"
+    if kind == "compressed binary":  # no NUL bytes, but hardly any valid UTF-8
+        import gzip
+
+        data = bytes(np.random.default_rng(1).integers(128, 256, 100_000, dtype=np.uint8))
+        (folder / "noise.txt.gz").write_bytes(gzip.compress(data))
+        return folder / "noise.txt.gz"
     return folder / "missing.txt"
 
 
@@ -263,6 +272,8 @@ def write_bad_corpus(kind: str, folder: Path) -> Path:
     ("too few words", "few.txt: the corpus has only 10 distinct words, fewer than --vocab-size 24"),
     ("truncated gzip", "cut.txt.gz: not a readable gzip file"),
     ("missing", "missing.txt: no such file"),
+    ("binary", "weights.txt: not a text file (NUL bytes in its first 65536 bytes)"),
+    ("compressed binary", "noise.txt.gz: not a text file ("),
 ])
 def test_bad_corpus_is_one_line_on_stderr_a_failure_status_and_no_output(tmp_path, capsys, kind, message):
     from bayescompress.cli import main

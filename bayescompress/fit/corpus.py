@@ -21,6 +21,7 @@ Conventions (those of word2vec and of Bamler & Mandt 2017, "Dynamic word embeddi
 from __future__ import annotations
 
 import bz2
+import codecs
 import dataclasses
 import gzip
 import hashlib
@@ -51,6 +52,8 @@ CACHE_FORMAT = "bayescompress-counts"
 CACHE_VERSION = 1
 WIKI_MIN_ARTICLE_TOKENS = 50  # gensim's WikiCorpus drops redirects and stubs shorter than this
 _SUFFIX_COMPRESSION = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
+_HEAD_BYTES = 1 << 16  # what is checked for binary content and a Wikipedia header
+_MAX_INVALID_SHARE = 0.1  # Latin-1 prose has a few non-UTF-8 bytes; binary data has far more
 _PIECE_CHARS = 1 << 20  # plain text is read in pieces of at most this many characters
 _SPOOL_TOKENS = 1 << 20  # ids are written to the spool file in runs of this many
 
@@ -109,10 +112,21 @@ def _open_binary(path: Path, compression: str):
     return opener(path, "rb")
 
 
-def _is_wikipedia_dump(path: Path, compression: str) -> bool:
+def _head(path: Path, compression: str) -> bytes:
+    """The first bytes of the (decompressed) file: enough to tell what it holds."""
     with _open_binary(path, compression) as handle:
-        head = handle.read(4096)
-    return b"<mediawiki" in head
+        return handle.read(_HEAD_BYTES)
+
+
+def _refuse_binary(head: bytes, source: Path) -> None:
+    """A NUL byte, or many bytes that are not UTF-8, in the first block means the file is not text."""
+    if b"\0" in head:
+        raise BayesCompressError(f"{source}: not a text file (NUL bytes in its first {len(head)} bytes)")
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    invalid = text.count("\ufffd")
+    if invalid > _MAX_INVALID_SHARE * max(len(text), 1):
+        raise BayesCompressError(f"{source}: not a text file ({100 * invalid / len(text):.0f}% of the "
+                                 f"characters in its first {len(head)} bytes are not UTF-8)")
 
 
 def _plain_text_pieces(handle: io.TextIOBase) -> Iterator[tuple[str, bool]]:
@@ -165,7 +179,9 @@ def iter_documents(path: str | os.PathLike, options: CorpusOptions) -> Iterator[
     if expected is not None and expected != compression:
         raise BayesCompressError(f"{source}: not a {expected} file (its name says it is compressed)")
     try:
-        wiki = _is_wikipedia_dump(source, compression)
+        head = _head(source, compression)
+        _refuse_binary(head, source)
+        wiki = b"<mediawiki" in head[:4096]
         with _open_binary(source, compression) as binary:
             if wiki:
                 for _, text in _wikipedia_articles(binary):
