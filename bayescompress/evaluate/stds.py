@@ -15,7 +15,7 @@ from ..errors import BayesCompressError
 from ..posterior import Posterior
 
 BANDS = ((1, 1000), (1001, 10000), (10001, 30000), (30001, 100000))  # frequency ranks, 1 = most frequent
-INITIAL_STD_TOLERANCE = 1e-4  # relative: a trained std moves by far more after one Adam step
+INITIAL_STD_TOLERANCE = 1e-6  # relative: float32 rounding of the initial value, no more
 
 
 @dataclass
