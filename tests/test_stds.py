@@ -18,8 +18,9 @@ from .topic_corpus import write_topic_corpus
 
 def embedding(stds: np.ndarray, means: np.ndarray, counts: np.ndarray, init_scale: float = 0.1) -> Posterior:
     words = [f"w{i}" for i in range(len(counts))]
-    return Posterior({"U": TensorPosterior(means.astype(np.float32), stds.astype(np.float32))}, kind="embedding",
-                     vocab=Vocabulary(words, counts), metadata={"settings": {"init_scale": init_scale}})
+    tensors = {"U": TensorPosterior(means.astype(np.float32), stds.astype(np.float32))}
+    return Posterior(tensors, kind="embedding", vocab=Vocabulary(words, counts),
+                     metadata={"settings": {"init_scale": init_scale}})
 
 
 def test_bands_follow_frequency_ranks_not_row_order():
