@@ -1,0 +1,82 @@
+"""Table and plot of skipgram_vs_word2vec.py's JSON lines: Hits@10 against wall time, both models.
+
+    python benchmarks/plot_skipgram_vs_word2vec.py RESULTS.jsonl --csv OUT.csv --png OUT.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLUMNS = ("vocab", "model", "budget", "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "gensim_top1",
+           "wordsim353_spearman", "questions", "spearman_log_count_log_std", "share_at_initial_std",
+           "estimator", "batch", "lr", "torch_threads", "machine")
+
+
+def rows_of(entries: list[dict]) -> list[dict]:
+    """One flat row per run, ours by steps and word2vec by epochs."""
+    rows = []
+    for entry in entries:
+        ours = entry["model"] == "ours"
+        figures = entry["U"]
+        settings = entry.get("settings", {})
+        stds = entry.get("stds_U", {})
+        rows.append({
+            "vocab": entry["vocab"], "model": "ours (U means)" if ours else "word2vec sg",
+            "budget": f"{settings['steps']} steps" if ours else f"{entry['epochs']} epochs",
+            "seconds": round(entry["seconds"], 1), "cpu_seconds": round(entry["cpu_seconds"], 1),
+            "peak_rss_mib": round(entry["peak_rss_mib"]), "hits_at_10": round(figures["hits_at_10"], 4),
+            "gensim_top1": round(figures["gensim_top1"], 4),
+            "wordsim353_spearman": round(figures["wordsim353_spearman"], 4), "questions": figures["n_used"],
+            "spearman_log_count_log_std": stds.get("spearman_log_count_log_std", ""),
+            "share_at_initial_std": stds.get("share_at_initial_std", ""),
+            "estimator": settings.get("estimator", ""), "batch": settings.get("batch", ""),
+            "lr": settings.get("lr", ""),
+            "torch_threads": entry.get("torch_threads", entry.get("workers", "")),
+            "machine": entry["machine"],
+        })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+",
+                        help="JSON-lines files written by skipgram_vs_word2vec.py --json")
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--png", required=True)
+    args = parser.parse_args()
+    entries = []
+    for path in args.results:
+        with open(path) as handle:
+            entries += [json.loads(line) for line in handle if line.strip()]
+    rows = rows_of(entries)
+    with open(args.csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    vocabularies = sorted({row["vocab"] for row in rows})
+    figure, axes = plt.subplots(1, len(vocabularies), figsize=(5.5 * len(vocabularies), 4), squeeze=False)
+    for axis, vocab in zip(axes[0], vocabularies, strict=True):
+        for model, marker in (("ours (U means)", "o-"), ("word2vec sg", "s--")):
+            points = sorted((row["seconds"], row["hits_at_10"], row["budget"]) for row in rows
+                            if row["vocab"] == vocab and row["model"] == model)
+            if points:
+                axis.plot([p[0] for p in points], [p[1] for p in points], marker, label=model)
+                for seconds, hits, budget in points:
+                    axis.annotate(budget, (seconds, hits), fontsize=7, xytext=(3, 3),
+                                  textcoords="offset points")
+        axis.set(title=f"V = {vocab:,}", xlabel="wall time of the fit (s)", ylabel="Hits@10 (ties against)")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(args.png, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Tuning runs of the skip-gram fit: one fit per setting, Hits@10 and time, one CSV row each.
+
+Each setting is ``name:key=value,key=value`` (SkipGramSettings fields); rows are appended to
+``--csv`` as each fit ends, so a stopped run keeps what finished. Not run by CI.
+
+    python benchmarks/tune_skipgram.py [--corpus CORPUS] --csv benchmarks/results/skipgram-tuning.csv \\
+        "dense:estimator=dense" "pairs-4k:estimator=pairs,steps=4000" ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import time
+
+import torch
+from gensim.test.utils import datapath
+from machine import describe_machine  # benchmarks/machine.py, beside this script
+
+from bayescompress.evaluate.analogy import evaluate_analogies
+from bayescompress.evaluate.stds import std_report
+from bayescompress.fit.corpus import CorpusOptions, count_corpus
+from bayescompress.fit.defaults import CORPUS_DEFAULTS
+from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
+
+DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+FIELDS = {field.name: field for field in dataclasses.fields(SkipGramSettings)}
+
+
+def parse_setting(text: str) -> tuple[str, dict]:
+    name, _, assignments = text.partition(":")
+    values = {}
+    for assignment in filter(None, assignments.split(",")):
+        key, _, value = assignment.partition("=")
+        kind = type(FIELDS[key].default) if FIELDS[key].default is not None else int
+        values[key] = value if kind is str else kind(value)
+    return name, values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=datapath(DEMO_CORPUS))
+    parser.add_argument("settings", nargs="+", help="name:key=value,... (SkipGramSettings fields)")
+    parser.add_argument("--vocab-size", type=int, default=CORPUS_DEFAULTS["vocab_size"])
+    parser.add_argument("--min-count", type=int, default=CORPUS_DEFAULTS["min_count"])
+    parser.add_argument("--window", type=int, default=CORPUS_DEFAULTS["window"])
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--csv", required=True)
+    args = parser.parse_args()
+    options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window)
+    counts = count_corpus(args.corpus, options, cache_dir=args.cache_dir, progress=True)
+    machine = describe_machine(f"torch {torch.__version__}")
+    for text in args.settings:
+        name, values = parse_setting(text)
+        settings = SkipGramSettings(**values)
+        began, cpu = time.perf_counter(), time.process_time()
+        fit = fit_skipgram(counts, settings)
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
+        analogies = evaluate_analogies(fit.posterior.tensors["U"].mean, counts.words)
+        stds = std_report(fit.posterior, "U")
+        row = {"name": name, "corpus": counts.source.get("name"), "vocab": counts.vocab_size,
+               "window": args.window, "estimator": settings.estimator, "steps": settings.steps,
+               "batch": settings.batch, "noise_contexts": settings.noise_contexts,
+               "pair_power": settings.pair_power, "lr": settings.lr,
+               "lr_decay": settings.lr_decay, "threads": fit.posterior.metadata["torch_threads"],
+               "seed": settings.seed, "wall_s": round(seconds, 1), "cpu_s": round(cpu_seconds, 1),
+               "ms_per_step": round(1000 * seconds / settings.steps, 2),
+               "final_elbo_per_pair": round(fit.posterior.metadata["final_elbo_per_pair"], 5),
+               "hits_at_10": round(analogies.hits_at_10, 4), "gensim_top1": round(analogies.gensim_top1, 4),
+               "questions": analogies.n_used,
+               "spearman_log_count_log_std": round(stds.spearman_log_count_log_std, 3),
+               "share_at_initial_std": stds.share_at_initial_std, "load_average_1min": os.getloadavg()[0],
+               "machine": machine}
+        print(row, flush=True)
+        exists = os.path.exists(args.csv)
+        with open(args.csv, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+if __name__ == "__main__":
+    main()
