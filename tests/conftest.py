@@ -17,6 +17,17 @@ def _clear_pyro_param_store():
     yield
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny fits: thread hand-offs cost more than the arithmetic."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_posterior(rows: int = 200, dim: int = 8, seed: int = 0, vocab: bool = False,
                    dtype=np.float32) -> Posterior:
     """Means N(0, 0.3^2), stds log-uniform over two orders of magnitude below that."""

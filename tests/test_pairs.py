@@ -25,12 +25,7 @@ VOCAB, DIM, NEGATIVES, PRIOR_STD = 15, 3, 4, 0.6
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def heavy_tailed_counts(seed: int = 0) -> CoOccurrences:

@@ -33,13 +33,7 @@ TOPIC_SETTINGS = {"dense": {**SMALL, "estimator": "dense"},
                   "pairs": {**SMALL, "estimator": "pairs", "batch": 64, "noise_contexts": 8}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: thread hand-offs would cost more than the arithmetic
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
