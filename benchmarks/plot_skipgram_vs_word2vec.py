@@ -1,4 +1,4 @@
-"""Table and plot of skipgram_vs_word2vec.py's JSON lines: Hits@10 against wall time, both models.
+"""Table and plot of skipgram_vs_word2vec.py's JSON lines: Hits@10 against wall and CPU time.
 
     python benchmarks/plot_skipgram_vs_word2vec.py RESULTS.jsonl --csv OUT.csv --png OUT.png
 """
@@ -61,19 +61,21 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     vocabularies = sorted({row["vocab"] for row in rows})
-    figure, axes = plt.subplots(1, len(vocabularies), figsize=(5.5 * len(vocabularies), 4), squeeze=False)
-    for axis, vocab in zip(axes[0], vocabularies, strict=True):
-        for model, marker in (("ours (U means)", "o-"), ("word2vec sg", "s--")):
-            points = sorted((row["seconds"], row["hits_at_10"], row["budget"]) for row in rows
-                            if row["vocab"] == vocab and row["model"] == model)
-            if points:
-                axis.plot([p[0] for p in points], [p[1] for p in points], marker, label=model)
-                for seconds, hits, budget in points:
-                    axis.annotate(budget, (seconds, hits), fontsize=7, xytext=(3, 3),
-                                  textcoords="offset points")
-        axis.set(title=f"V = {vocab:,}", xlabel="wall time of the fit (s)", ylabel="Hits@10 (ties against)")
-        axis.grid(alpha=0.3)
-        axis.legend()
+    figure, axes = plt.subplots(2, len(vocabularies), figsize=(5.5 * len(vocabularies), 7.5), squeeze=False)
+    for column, vocab in enumerate(vocabularies):
+        for axis, time_key, label in ((axes[0][column], "seconds", "wall time of the fit (s)"),
+                                      (axes[1][column], "cpu_seconds", "CPU time of the fit (s)")):
+            for model, marker in (("ours (U means)", "o-"), ("word2vec sg", "s--")):
+                points = sorted((row[time_key], row["hits_at_10"], row["budget"]) for row in rows
+                                if row["vocab"] == vocab and row["model"] == model)
+                if points:
+                    axis.plot([p[0] for p in points], [p[1] for p in points], marker, label=model)
+                    for seconds, hits, budget in points:
+                        axis.annotate(budget, (seconds, hits), fontsize=7, xytext=(3, 3),
+                                      textcoords="offset points")
+            axis.set(title=f"V = {vocab:,}", xlabel=label, ylabel="Hits@10 (ties against)")
+            axis.grid(alpha=0.3)
+            axis.legend()
     figure.tight_layout()
     figure.savefig(args.png, dpi=110)
 
