@@ -433,9 +433,10 @@ def _add_fit_skipgram(models) -> None:
                     help="context words on each side (default %(default)s)")
     sg.add_argument("--negatives", type=int, default=model["negatives"],
                     help="expected negative samples per positive pair, k (default %(default)s)")
-    sg.add_argument("--estimator", choices=("pairs", "dense"), default=model["estimator"],
+    sg.add_argument("--estimator", choices=("auto", "pairs", "dense"), default=model["estimator"],
                     help="pairs: sampled (word, context) pairs, cost follows the corpus; dense: V x V "
-                         "blocks, the reference for small vocabularies (default %(default)s)")
+                         "blocks, faster for small vocabularies; auto: dense up to {} words, else pairs "
+                         "(default %(default)s)".format(model["dense_max_vocab"]))
     sg.add_argument("--steps", type=int, help="SVI steps (default: pairs {pairs}, dense {dense})".format(
         **model["steps"]))
     sg.add_argument("--batch", type=int,

@@ -115,7 +115,8 @@ def main() -> None:
             seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
             means_u = fit.posterior.tensors["U"].mean
             means_v = fit.posterior.tensors["V"].mean
-            record(args.json, {**common, "model": "ours", "settings": dataclasses.asdict(settings),
+            record(args.json, {**common, "model": "ours", "settings": dataclasses.asdict(settings.resolved(
+                               counts.vocab_size)),
                                "torch_threads": fit.posterior.metadata["torch_threads"],
                                "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak_rss_mib(),
                                "final_elbo_per_pair": fit.posterior.metadata["final_elbo_per_pair"],

@@ -54,7 +54,7 @@ def main() -> None:
     machine = describe_machine(f"torch {torch.__version__}")
     for text in args.settings:
         name, values = parse_setting(text)
-        settings = SkipGramSettings(**values)
+        settings = SkipGramSettings(**values).resolved(counts.vocab_size)
         began, cpu = time.perf_counter(), time.process_time()
         fit = fit_skipgram(counts, settings)
         seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu

@@ -303,7 +303,7 @@ def test_dense_counts_stay_on_the_cpu_path_without_a_gpu():
 
 @pytest.mark.parametrize("setting, message", [
     ({"threads": 0}, "--threads must be at least 1, got 0"),
-    ({"estimator": "blocks"}, "--estimator must be one of pairs, dense, got 'blocks'"),
+    ({"estimator": "blocks"}, "--estimator must be one of auto, pairs, dense, got 'blocks'"),
     ({"pair_power": 1.5}, "--pair-power must be between 0 and 1, got 1.5"),
     ({"noise_contexts": 0}, "--noise-contexts must be at least 1, got 0"),
 ])
@@ -312,7 +312,10 @@ def test_settings_out_of_range_are_one_line_errors(setting, message):
         SkipGramSettings(**setting)
 
 
-def test_each_estimator_has_its_own_default_batch_and_steps():
-    pairs, dense = SkipGramSettings(), SkipGramSettings(estimator="dense")
-    assert pairs.estimator == "pairs" and (pairs.batch, pairs.steps) != (dense.batch, dense.steps)
+def test_each_estimator_has_its_own_default_batch_and_steps_and_auto_picks_by_vocabulary_size():
+    pairs, dense = SkipGramSettings(estimator="pairs"), SkipGramSettings(estimator="dense")
+    assert (pairs.batch, pairs.steps) != (dense.batch, dense.steps)
     assert (dense.batch, dense.steps) == (1000, 2000)
+    assert SkipGramSettings().resolved(20000) == dense
+    assert SkipGramSettings().resolved(20001) == pairs
+    assert SkipGramSettings(steps=7).resolved(50000).steps == 7

@@ -57,7 +57,8 @@ def test_a_fit_of_the_topic_corpus_has_stds_that_shrink_with_counts_and_none_unt
     counts = count_corpus(corpus, CorpusOptions(vocab_size=24, min_count=1, window=3), use_cache=False)
     pyro.clear_param_store()
     threads = torch.get_num_threads()
-    fit = fit_skipgram(counts, SkipGramSettings(dim=8, batch=64, noise_contexts=8, steps=300, threads=1))
+    fit = fit_skipgram(counts, SkipGramSettings(dim=8, batch=64, noise_contexts=8, steps=300, threads=1,
+                                                    estimator="pairs"))
     assert torch.get_num_threads() == threads  # the fit's thread count is restored
     report = std_report(fit.posterior, "U")
     assert report.initial_std == 0.1 and report.share_at_initial_std == 0.0

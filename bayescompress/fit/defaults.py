@@ -16,7 +16,8 @@ CORPUS_DEFAULTS = {
 SKIPGRAM_DEFAULTS = {
     "dim": 100,
     "negatives": 10,
-    "estimator": "pairs",
+    "estimator": "auto",
+    "dense_max_vocab": 20000,  # auto: dense blocks up to this vocabulary size, sampled pairs above
     "steps": {"pairs": 4000, "dense": 2000},  # per estimator
     "batch": {"pairs": 4096, "dense": 1000},  # pairs: positive pairs per step; dense: block side
     "noise_contexts": 64,

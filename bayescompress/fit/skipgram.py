@@ -39,7 +39,7 @@ PARAMETERS = ("locs.U", "scales.U", "locs.V", "scales.V")
 SCALE_CONSTRAINT = constraints.softplus_positive
 # settings that define the model; a checkpoint only resumes a fit that agrees on all of them
 _MODEL_SETTINGS = ("dim", "negatives", "prior_std")
-ESTIMATORS = ("pairs", "dense")
+ESTIMATORS = ("auto", "pairs", "dense")
 
 
 @dataclass
@@ -48,7 +48,8 @@ class SkipGramSettings:
 
     dim: int = SKIPGRAM_DEFAULTS["dim"]
     negatives: int = SKIPGRAM_DEFAULTS["negatives"]
-    estimator: str = SKIPGRAM_DEFAULTS["estimator"]  # "pairs" (sampled pairs) or "dense" (blocks)
+    # "pairs" (sampled pairs), "dense" (blocks) or "auto": dense up to DENSE_MAX_VOCAB words, else pairs
+    estimator: str = SKIPGRAM_DEFAULTS["estimator"]
     steps: int | None = None  # default: SKIPGRAM_DEFAULTS["steps"][estimator]
     batch: int | None = None  # pairs: positive pairs per step; dense: block side. Default per estimator
     noise_contexts: int = SKIPGRAM_DEFAULTS["noise_contexts"]  # pairs: M negatives shared by the batch
@@ -69,16 +70,17 @@ class SkipGramSettings:
         if self.estimator not in ESTIMATORS:
             raise BayesCompressError(f"--estimator must be one of {', '.join(ESTIMATORS)}, "
                                      f"got {self.estimator!r}")
-        if self.steps is None:
-            self.steps = SKIPGRAM_DEFAULTS["steps"][self.estimator]
-        if self.batch is None:
-            self.batch = SKIPGRAM_DEFAULTS["batch"][self.estimator]
+        if self.estimator != "auto":  # auto: resolved() fills these in once the vocabulary is known
+            if self.steps is None:
+                self.steps = SKIPGRAM_DEFAULTS["steps"][self.estimator]
+            if self.batch is None:
+                self.batch = SKIPGRAM_DEFAULTS["batch"][self.estimator]
         if self.threads is not None and self.threads < 1:
             raise BayesCompressError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.pair_power <= 1:
             raise BayesCompressError(f"--pair-power must be between 0 and 1, got {self.pair_power}")
         for name in ("dim", "negatives", "steps", "batch", "noise_contexts", "checkpoint_every"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be at least 1, got "
                                          f"{getattr(self, name)}")
         for name in ("lr", "lr_decay", "prior_std", "init_std", "init_scale"):
@@ -87,6 +89,17 @@ class SkipGramSettings:
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
         if self.resume and not self.checkpoint:
             raise BayesCompressError("--resume needs --checkpoint FILE to resume from")
+
+    def resolved(self, vocab_size: int) -> SkipGramSettings:
+        """These settings with ``auto`` replaced by the estimator measured faster at this vocabulary size.
+
+        >>> SkipGramSettings().resolved(10000).estimator, SkipGramSettings().resolved(100000).estimator
+        ('dense', 'pairs')
+        """
+        if self.estimator != "auto":
+            return self
+        chosen = "dense" if vocab_size <= SKIPGRAM_DEFAULTS["dense_max_vocab"] else "pairs"
+        return dataclasses.replace(self, estimator=chosen)
 
 
 @dataclass
@@ -329,6 +342,7 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
                   progress: bool, resident: bool | None) -> FitResult:
     from tqdm.auto import tqdm
 
+    settings = settings.resolved(counts.vocab_size)
     group = group or ProcessGroup(device=device_for(settings.device))
     device = group.device
     skipgram = SkipGram(counts.vocab_size, settings.dim, settings.prior_std)
