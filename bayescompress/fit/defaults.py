@@ -17,8 +17,8 @@ SKIPGRAM_DEFAULTS = {
     "dim": 100,
     "negatives": 10,
     "estimator": "auto",
-    "dense_max_vocab": 20000,  # auto: dense blocks up to this vocabulary size, sampled pairs above
-    "steps": {"pairs": 4000, "dense": 2000},  # per estimator
+    "dense_max_vocab": 30000,  # auto: dense blocks up to this vocabulary size (measured), sampled pairs above
+    "steps": {"pairs": 12000, "dense": 2000},  # per estimator; pairs: 0.5 passes over n+ at V = 30k, window 5
     "batch": {"pairs": 4096, "dense": 1000},  # pairs: positive pairs per step; dense: block side
     "noise_contexts": 64,
     "pair_power": 0.75,
