@@ -17,12 +17,14 @@ import numpy as np
 
 from .errors import BayesCompressError
 from .files import atomic_output
+from .limits import MAX_NAME_CHARS, MAX_VOCAB_WORDS, MAX_WORD_CHARS, printable_name
 
 FORMAT_NAME = "bayescompress-posterior"
 FORMAT_VERSION = 1
 KINDS = ("embedding", "network", "generic")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 _BAD_NAME = re.compile(r"[/\s]|^\.{1,2}$")
+_BAD_WORD_CHARACTER = re.compile(r"[^\S\n]|[\x00-\x09\x0b-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass
@@ -95,9 +97,13 @@ class Posterior:
 
 
 def validate_tensor_name(name: str, source: str) -> None:
-    if not isinstance(name, str) or not name or _BAD_NAME.search(name):
+    """A name that is safe as an HDF5 group, a file-name part and one printed line."""
+    if (not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name)
+            or not printable_name(name)):
+        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:77] + "..."
         raise BayesCompressError(
-            f"{source}: tensor name {name!r} is not allowed (no '/', no whitespace, not empty)"
+            f"{source}: tensor name {shown!r} is not allowed (no '/', whitespace or control "
+            f"characters, not empty, at most {MAX_NAME_CHARS} characters)"
         )
 
 
@@ -126,12 +132,27 @@ def validate_tensor(name: str, tensor: TensorPosterior, source: str) -> None:
 
 
 def validate_vocabulary(vocab: Vocabulary, source: str) -> None:
-    """Words must be unique, non-empty and free of whitespace (word2vec files split on it)."""
-    for word in vocab.words:
-        if not isinstance(word, str) or not word or any(ch.isspace() for ch in word):
-            raise BayesCompressError(
-                f"{source}: vocabulary word {word!r} is empty or contains whitespace"
-            )
+    """Words must be unique, non-empty and free of whitespace (word2vec files split on it), of
+    control characters and lone surrogates (no output format could hold them)."""
+    words = vocab.words
+    if len(words) > MAX_VOCAB_WORDS:
+        raise BayesCompressError(f"{source}: vocabulary has more than {MAX_VOCAB_WORDS} words")
+    if not all(isinstance(word, str) for word in words):
+        raise BayesCompressError(f"{source}: vocabulary holds a word that is not a string")
+    text = "\n".join(words)  # one regular-expression pass instead of a Python loop per character
+    bad = _BAD_WORD_CHARACTER.search(text)
+    if bad is None and words and (min(map(len, words)) == 0 or text.count("\n") != len(words) - 1):
+        bad = next(index for index, word in enumerate(words) if not word or "\n" in word)
+        raise BayesCompressError(f"{source}: vocabulary word {words[bad]!r} is empty or contains whitespace")
+    if bad is not None:
+        word = words[text.count("\n", 0, bad.start())]
+        shown = word if len(word) <= 80 else word[:77] + "..."
+        raise BayesCompressError(
+            f"{source}: vocabulary word {shown!r} contains whitespace, a control character or a lone "
+            "surrogate"
+        )
+    if words and max(map(len, words)) > MAX_WORD_CHARS:
+        raise BayesCompressError(f"{source}: vocabulary has a word over {MAX_WORD_CHARS} characters")
     if len(set(vocab.words)) != len(vocab.words):
         raise BayesCompressError(f"{source}: vocabulary has duplicate words")
     if vocab.counts is not None:
