@@ -6,7 +6,14 @@ import struct
 
 import pytest
 
-from bayescompress.archive import FORMAT_VERSION, MAGIC, decode_archive, encode_archive, read_archive, write_archive
+from bayescompress.archive import (
+    FORMAT_VERSION,
+    MAGIC,
+    decode_archive,
+    encode_archive,
+    read_archive,
+    write_archive,
+)
 from bayescompress.errors import BayesCompressError
 
 SECTIONS = {"tables": b"\x01\x02\x03", "side": b"", "stream": bytes(range(200))}
