@@ -91,7 +91,7 @@ class Posterior:
         chosen = {}
         for name in names:
             if name not in self.tensors:
-                known = ", ".join(self.tensors) or "none"
+                known = ", ".join(map(repr, self.tensors)) or "none"
                 raise BayesCompressError(f"no tensor named {name!r} (tensors: {known})")
             chosen[name] = self.tensors[name]
         return Posterior(chosen, self.kind, self.vocab, self.model_spec, dict(self.metadata))
