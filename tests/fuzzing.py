@@ -623,8 +623,12 @@ def _dispatch(kind: str, rng, bases: dict, case: Path, out: Path) -> str:
             # within 1e-3 std, or the code points' resolution: 53-bit quantiles of the prior
             from bayescompress.vbq import GaussianPrior
 
-            scale = GaussianPrior.empirical(means, fit_loc=options.get("prior") == "fit").scale
-            resolution = 1e-12 * scale + float(np.finfo(tensor.mean.dtype).eps) * np.abs(means)
+            prior = GaussianPrior.empirical(means, fit_loc=options.get("prior") == "fit")
+            with np.errstate(over="ignore", under="ignore"):  # a 2^-53 step in probability moves
+                z = np.minimum(np.abs(means - prior.loc) / prior.scale, 37.0)  # z by 2^-53 / pdf(z)
+                density = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+                eps = float(np.finfo(tensor.mean.dtype).eps)
+                resolution = prior.scale * 2.0**-51 / density + eps * np.abs(means)
             error = np.abs(result.values["w"].astype(np.float64) - means)
             if not np.all(error <= 1e-3 * tensor.std + resolution):
                 raise BayesCompressError("valid posterior packed at lambda 0 is not within 1e-3 std")
