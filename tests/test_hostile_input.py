@@ -424,3 +424,21 @@ def test_a_quick_seeded_fuzz_pass_finds_no_crash_hang_blow_up_leak_or_leftover()
     assert not defects, defects[:5]
     outcomes = {r["outcome"] for r in results}
     assert {"ok", "refused"} <= outcomes
+
+
+def test_an_lzma_stream_declaring_a_4_gib_dictionary_is_refused_under_a_1_5_gib_memory_cap(tmp_path):
+    import subprocess
+    import sys
+
+    pack(make_posterior(), tmp_path / "a.bcz", method="kmeans", coder="lzma", k=8)
+    archive = decode_archive((tmp_path / "a.bcz").read_bytes())
+    header = {k: v for k, v in archive.header.items() if k != "sections"}
+    stream = bytearray(archive.sections["stream"])
+    stream[1:5] = b"\xff\xff\xff\xff"  # the .lzma header's dictionary size
+    (tmp_path / "b.bcz").write_bytes(encode_archive(header, dict(archive.sections, stream=bytes(stream))))
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
+            "from bayescompress.packing import unpack\n"
+            "try:\n    unpack(sys.argv[1])\nexcept ValueError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.bcz")], capture_output=True,
+                          text=True, env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
+    assert done.returncode == 0 and "lzma stream does not decompress" in done.stdout, done.stderr[-500:]
