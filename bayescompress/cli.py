@@ -138,8 +138,8 @@ def cmd_info(args) -> int:
 
 def cmd_import_pyro(args) -> int:
     from .files import check_output_path
-    from .fit.model_spec import read_spec_file
     from .fit.pyro_store import import_pyro
+    from .networks.model_spec import read_spec_file
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.file,))
     spec = read_spec_file(args.spec) if args.spec else None
@@ -473,7 +473,7 @@ def _add_evaluate_commands(commands):
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return f"bayescompress {__version__}"
 

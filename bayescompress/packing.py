@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .archive import read_archive, write_archive
 from .coders import SymbolCoder, coder_for, make_coder
 from .coding import empirical_entropy_bits
@@ -281,24 +281,3 @@ def archive_info(path: str | os.PathLike) -> dict:
         "tensors": tensors,
         "vocab_size": header.get("side", {}).get("vocab_size"),
     }
-
-
-def load(path: str | os.PathLike, tensor: str | None = None):
-    """A usable model from an archive: gensim KeyedVectors for embeddings, a torch nn.Module in eval
-    mode for networks, else the unpacked arrays.
-
-    ``tensor`` picks an embedding's word vectors (default U, or the only tensor).
-    """
-    unpacked = unpack(path)
-    if unpacked.kind == "network":
-        from .fit.mlp import network_from_arrays
-
-        return network_from_arrays(unpacked.model_spec, unpacked.tensors, str(path))
-    if unpacked.kind == "embedding" and unpacked.vocab is not None:
-        from .export import to_keyed_vectors
-
-        try:
-            return to_keyed_vectors(unpacked, tensor)
-        except BayesCompressError as exc:
-            raise BayesCompressError(f"{path}: {exc}") from exc
-    return unpacked

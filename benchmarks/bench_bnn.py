@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from machine import describe_machine  # benchmarks/machine.py, beside this script
 
-from bayescompress.evaluate.bnn import evaluate_bnn, network_metrics
+from bayescompress.evaluate.bnn import evaluate_bnn
 from bayescompress.fit.bnn import fit_bnn
-from bayescompress.fit.mlp import network_from_arrays
-from bayescompress.fit.tabular import load_table, split_rows
+from bayescompress.networks.metrics import network_metrics
+from bayescompress.networks.mlp import network_from_arrays
+from bayescompress.networks.tabular import load_table, split_rows
 from bayescompress.packing import pack, unpack
 from bayescompress.posterior import Posterior
 from bayescompress.quantizers import QuantizedTensor, exact_float, make_quantizer, parse_exact_float
