@@ -478,6 +478,25 @@ def _version() -> str:
     return f"bayescompress {__version__}"
 
 
+# the extra that brings each optional library (see pyproject.toml)
+_EXTRA_OF = {"torch": "networks", "pyro": "fit", "gensim": "embeddings", "matplotlib": "plots",
+             "sklearn": "networks"}
+
+
+def _missing_extra(exc: ModuleNotFoundError, args) -> str | None:
+    """One line naming the extra to install, when ``exc`` is an optional library missing."""
+    library = (exc.name or "").split(".")[0]
+    if library not in _EXTRA_OF:
+        return None
+    extra = _EXTRA_OF[library]
+    if library not in ("matplotlib", "sklearn"):
+        extra = {"demo": "all", "fit": "fit"}.get(args.command, extra)
+    sub = getattr(args, "model", None) or getattr(args, "task", None) or getattr(args, "source", None)
+    command = " ".join(filter(None, [args.command, sub]))
+    return (f"{command} needs the '{extra}' extra ({library} is not installed): "
+            f"pip install 'bayescompress[{extra}]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -486,6 +505,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"bayescompress: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc, args)
+        if args.debug:
+            raise
+        if line is None:
+            return _internal_error(exc)
+        print(f"bayescompress: error: {line}", file=sys.stderr)
         return 1
     except OSError as exc:
         if args.debug:
@@ -502,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if args.debug:
             raise
-        print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
-        return 2
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
+          "(rerun with --debug for the traceback)", file=sys.stderr)
+    return 2
