@@ -105,15 +105,25 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from .export import format_for, write_unpacked
+    from .export import format_for, write_unpacked, zero_word_vectors
     from .files import check_output_path
     from .packing import unpack
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
     fmt = format_for(args.output, args.format)
+    if args.zero_rows is not None and fmt != "word2vec":
+        raise BayesCompressError(f"--zero-rows applies to word2vec output, not {fmt}")
     unpacked = unpack(args.archive)
-    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
-    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}")
+    zero_rows = args.zero_rows or "drop"
+    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor, zero_rows=zero_rows)
+    note = ""
+    if fmt == "word2vec":
+        zeros, rows = zero_word_vectors(unpacked, args.tensor)
+        if zeros and zero_rows == "drop":
+            note = f"; left out {zeros} of {rows} words whose vector is all zero (--zero-rows keep: keep)"
+        elif zeros:
+            note = f"; kept {zeros} of {rows} all-zero vectors (gensim gives them NaN similarities)"
+    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}{note}")
     return 0
 
 
@@ -310,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec", "torch"),
                         help="output format (default: from the suffix)")
     unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
+    unpack.add_argument("--zero-rows", choices=("drop", "keep"),
+                        help="word2vec: words whose vector is all zero (VBQ spent no bits on them) are "
+                             "left out (drop, default: gensim cannot normalise a zero vector) or kept")
     unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     unpack.set_defaults(func=cmd_unpack)
 
