@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .archive import FORMAT_VERSION, read_archive, write_archive
-from .bytecoders import ByteCompressorCoder
-from .coding import RangeCoder, empirical_entropy_bits
+from .coders import SymbolCoder, coder_for, make_coder
+from .coding import empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
 from .limits import MAX_DIMS, MAX_LATENTS, MAX_TENSORS
 from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary, validate_tensor_name
-from .quantizers import make_quantizer, quantizer_class
+from .quantizers import Quantizer, make_quantizer, quantizer_class
 from .sidedata import decode_side_data, encode_side_data
 
 ARCHIVE_FORMAT = "bayescompress-archive"
@@ -76,8 +76,8 @@ def pack(
     source: Posterior | str | os.PathLike,
     out: str | os.PathLike,
     *,
-    method: str = "vbq",
-    coder: str = "range",
+    method: str | Quantizer = "vbq",
+    coder: str | SymbolCoder = "range",
     tensors: list[str] | None = None,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -85,12 +85,19 @@ def pack(
 ) -> PackResult:
     """Quantize the posterior's tensors with ``method``, code them with ``coder``, write one archive.
 
-    ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).
+    ``method`` is a quantizer's name, with ``options`` for it (for VBQ: ``lam``, ``max_rate``,
+    ``prior``), or a quantizer object; ``coder`` is a coder's name or a coder object.
     """
-    quantizer = make_quantizer(method, **options)
+    if isinstance(method, str):
+        quantizer = make_quantizer(method, **options)
+    elif options:
+        raise BayesCompressError(f"options {', '.join(sorted(options))} go to the quantizer's constructor, "
+                                 "not to pack, when pack is given a quantizer object")
+    else:
+        quantizer = method
     symbol_coder = make_coder(coder)
-    _, posterior = posterior_to_pack(source, out, tensors, overwrite)
-    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
+    out, posterior = posterior_to_pack(source, out, tensors, overwrite)
+    return _pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
 
 
 def posterior_to_pack(
@@ -105,27 +112,9 @@ def posterior_to_pack(
     return out, posterior
 
 
-def make_coder(name: str):
-    """The coder named ``name``: ``range`` (default) or a baseline byte compressor."""
-    if name == RangeCoder.name:
-        return RangeCoder()
-    return ByteCompressorCoder(name)
-
-
-def coder_for(spec, source: str):
-    """The coder class that reads archives written with ``spec``."""
-    for candidate in (RangeCoder, ByteCompressorCoder):
-        if isinstance(spec, dict) and candidate.reads(spec):
-            return candidate
-    raise BayesCompressError(
-        f"{source}: archive was written with coder {spec!r}, which this version cannot decode"
-    )
-
-
-def pack_posterior(
-    posterior: Posterior, out, quantizer, coder=None, show_progress: bool | None = None
+def _pack_posterior(
+    posterior: Posterior, out, quantizer: Quantizer, coder: SymbolCoder, show_progress: bool | None
 ) -> PackResult:
-    coder = coder if coder is not None else RangeCoder()
     entries, values, symbols = [], {}, {}
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         for name, tensor in posterior.tensors.items():
@@ -142,14 +131,14 @@ def pack_posterior(
                 "values_crc32": _values_crc32(chosen, FORMAT_VERSION),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
-    tables, stream = coder.encode(list(symbols.values()))
+    tables, stream, coder_spec = coder.encode(list(symbols.values()))
     header = {
         "format": ARCHIVE_FORMAT,
         "writer": f"bayescompress {__version__}",
         "kind": posterior.kind,
         "method": quantizer.name,
         "config": quantizer.config(),
-        "coder": coder.spec(),
+        "coder": coder_spec,
         "tensors": entries,
         "side": side_descriptor,
     }
@@ -317,24 +306,3 @@ def archive_info(path: str | os.PathLike) -> dict:
         "tensors": tensors,
         "vocab_size": header["side"].get("vocab_size") if isinstance(header.get("side"), dict) else None,
     }
-
-
-def load(path: str | os.PathLike, tensor: str | None = None):
-    """A usable model from an archive: gensim KeyedVectors for embeddings, a torch nn.Module in eval
-    mode for networks, else the unpacked arrays.
-
-    ``tensor`` picks an embedding's word vectors (default U, or the only tensor).
-    """
-    unpacked = unpack(path)
-    if unpacked.kind == "network":
-        from .fit.mlp import network_from_arrays
-
-        return network_from_arrays(unpacked.model_spec, unpacked.tensors, str(path))
-    if unpacked.kind == "embedding" and unpacked.vocab is not None:
-        from .export import to_keyed_vectors
-
-        try:
-            return to_keyed_vectors(unpacked, tensor)
-        except BayesCompressError as exc:
-            raise BayesCompressError(f"{path}: {exc}") from exc
-    return unpacked

@@ -20,6 +20,15 @@ from scipy.special import ndtr
 
 from . import quantile as basic_quantile
 from .errors import BayesCompressError
+from .quantizers import (
+    Option,
+    QuantizedTensor,
+    Quantizer,
+    exact_float,
+    finite_number_at_least_zero,
+    parse_exact_float,
+    whole_number,
+)
 
 MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
@@ -274,7 +283,7 @@ def rate_distortion_loss(
     return np.square(values - means) + (2.0 * lam * np.square(stds)) * symbol_rates(symbols)
 
 
-class VBQQuantizer:
+class VBQQuantizer(Quantizer):
     """VBQ behind the common quantizer interface: one empirical prior per tensor, one lambda.
 
     >>> q = VBQQuantizer(lam=0.5)
@@ -284,6 +293,14 @@ class VBQQuantizer:
     """
 
     name = "vbq"
+    about = "Variational Bayesian Quantization (the paper's Algorithm 1)"
+    knob = Option("lam", None, "rate penalty: larger means smaller files", finite_number_at_least_zero,
+                  flag="--lambda")
+    options = (
+        Option("max_rate", MAX_RATE, f"longest code point in bits (1..{MAX_RATE})", whole_number),
+        Option("prior", "rms", "empirical prior: rms = N(0, RMS of means) as in the paper; "
+               "fit = N(mean, std)", str, choices=("rms", "fit")),
+    )
 
     def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "rms"):
         if prior not in ("rms", "fit"):
@@ -295,22 +312,16 @@ class VBQQuantizer:
         self.prior = prior
 
     def config(self) -> dict:
-        from .quantizers import exact_float
-
         return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior,
                 "quantile": QUANTILE}
 
-    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None):
-        from .quantizers import QuantizedTensor, exact_float
-
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
         prior = GaussianPrior.empirical(means, fit_loc=self.prior == "fit")
         symbols = choose_code_points(means, stds, self.lam, prior, self.max_rate, progress)
         return QuantizedTensor(symbols, {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)})
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
-        from .quantizers import parse_exact_float
-
         prior = GaussianPrior(
             parse_exact_float(params.get("loc"), "prior loc"),
             parse_exact_float(params.get("scale"), "prior scale"),
