@@ -7,6 +7,7 @@ knows nothing of the others.  Sizes reported here are the real bytes of the arch
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,17 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .archive import read_archive, write_archive
+from .archive import FORMAT_VERSION, read_archive, write_archive
 from .coders import SymbolCoder, coder_for, make_coder
 from .coding import empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
-from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
+from .limits import MAX_DIMS, MAX_LATENTS, MAX_TENSORS
+from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary, validate_tensor_name
 from .quantizers import Quantizer, make_quantizer, quantizer_class
 from .sidedata import decode_side_data, encode_side_data
 
 ARCHIVE_FORMAT = "bayescompress-archive"
-MAX_LATENTS = 1 << 40
 
 
 @dataclass
@@ -119,14 +120,15 @@ def _pack_posterior(
         for name, tensor in posterior.tensors.items():
             quantized = quantizer.quantize(tensor.mean, tensor.std, progress=bar)
             chosen = quantizer.dequantize(quantized.symbols, quantized.params, quantizer.config())
-            chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
+            with np.errstate(over="ignore"):  # a value past float16/32's range rounds to inf, as in unpack
+                chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
             values[name], symbols[name] = chosen, quantized.symbols
             entries.append({
                 "name": name,
                 "shape": list(tensor.shape),
                 "dtype": tensor.mean.dtype.name,
                 "params": quantized.params,
-                "values_crc32": _values_crc32(chosen),
+                "values_crc32": _values_crc32(chosen, FORMAT_VERSION),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
     tables, stream, coder_spec = coder.encode(list(symbols.values()))
@@ -156,28 +158,48 @@ def _pack_posterior(
     )
 
 
-def _values_crc32(values: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes())
+def _values_crc32(values: np.ndarray, version: int) -> int:
+    """CRC-32 of the values as little-endian bytes; from version 2 on, of the shape before them
+    (u8 number of dimensions, then each as u64), so a permuted shape is caught too."""
+    data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
+    if version < 2:
+        return zlib.crc32(data)
+    shape = struct.pack(f"<B{values.ndim}Q", values.ndim, *values.shape)
+    return zlib.crc32(data, zlib.crc32(shape))
 
 
 def _tensor_entries(header: dict, source: str) -> list[dict]:
     entries = header.get("tensors")
     if header.get("format") != ARCHIVE_FORMAT or not isinstance(entries, list) or not entries:
         raise BayesCompressError(f"{source}: archive header does not list any tensors")
-    total = 0
+    if len(entries) > MAX_TENSORS:
+        raise BayesCompressError(f"{source}: archive header lists more than {MAX_TENSORS} tensors")
+    total, names = 0, set()
     for entry in entries:
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if (
             not isinstance(entry, dict)
             or not isinstance(entry.get("name"), str)
             or not isinstance(shape, list)
-            or not all(isinstance(d, int) and d >= 0 for d in shape)
-            or entry.get("dtype") not in FLOAT_DTYPES
+            or len(shape) > MAX_DIMS
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_LATENTS for d in shape)
+            or not isinstance(entry.get("dtype"), str)
+            or entry["dtype"] not in FLOAT_DTYPES
             or not isinstance(entry.get("params"), dict)
+            or isinstance(entry.get("values_crc32"), bool)
             or not isinstance(entry.get("values_crc32"), int)
         ):
             raise BayesCompressError(f"{source}: archive header has a malformed tensor entry")
-        size = int(np.prod(shape, dtype=object)) if shape else 1
+        name = entry["name"]
+        validate_tensor_name(name, f"{source}: archive header")
+        if name in names:
+            raise BayesCompressError(f"{source}: archive header lists tensor {name!r} twice")
+        names.add(name)
+        size = 1
+        for dim in shape:
+            size *= dim
+            if size > MAX_LATENTS:
+                break
         total += size
         if total > MAX_LATENTS:
             raise BayesCompressError(f"{source}: archive header declares too many latents")
@@ -214,16 +236,19 @@ def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpack
         decoded = coder.decode(header["coder"], tables, stream, _symbol_counts(entries))
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from exc
-    except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
-        raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
+    except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports a bad stream so
+        raise BayesCompressError(f"{source}: stream does not decode ({type(exc).__name__})") from exc
     tensors = {}
     for entry, symbols in zip(entries, decoded, strict=True):
         try:
             values = quantizer.dequantize(symbols, entry["params"], config)
-        except (KeyError, TypeError) as exc:
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{source}: tensor {entry['name']!r}: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
             raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
-        values = values.astype(entry["dtype"]).reshape(entry["shape"])
-        if _values_crc32(values) != entry["values_crc32"]:
+        with np.errstate(over="ignore"):  # a float64 value beyond float16/32 becomes inf; the CRC decides
+            values = values.astype(entry["dtype"]).reshape(entry["shape"])
+        if _values_crc32(values, archive.version) != entry["values_crc32"]:
             raise BayesCompressError(
                 f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
                 "chose (different quantile function on this platform?)"
