@@ -18,13 +18,22 @@ import numpy as np
 from .errors import BayesCompressError
 from .files import atomic_output
 from .hdf5_input import hdf5_errors, open_checked, read_attribute
-from .limits import MAX_NAME_CHARS, MAX_TENSORS, MAX_VOCAB_WORDS, MAX_WORD_CHARS, parse_json, printable_name
+from .limits import (
+    MAX_DIMS,
+    MAX_NAME_CHARS,
+    MAX_TENSORS,
+    MAX_VOCAB_WORDS,
+    MAX_WORD_CHARS,
+    parse_json,
+    printable_name,
+)
 
 FORMAT_NAME = "bayescompress-posterior"
 FORMAT_VERSION = 1
 KINDS = ("embedding", "network", "generic")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 _BAD_NAME = re.compile(r"[/\s]|^\.{1,2}$")
+_MAX_INFLATION = 1100  # deflate's best ratio is about 1032:1
 _BAD_WORD_CHARACTER = re.compile(r"[^\S\n]|[\x00-\x09\x0b-\x1f\x7f\ud800-\udfff]")
 
 
@@ -376,7 +385,46 @@ def open_npz(path: str | os.PathLike):
         raise BayesCompressError(f"{source}: not a readable .npz file") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise BayesCompressError(f"{source}: not an .npz archive (a single .npy array?)")
+    try:
+        _check_npz_members(archive.zip, source)
+    except BaseException:
+        archive.close()
+        raise
     return archive
+
+
+def _check_npz_members(zipped, source: str) -> None:
+    """Each .npy member must hold exactly the bytes its header declares, and inflate by no more
+    than deflate can: so nothing is allocated from a header that the file cannot back."""
+    import zipfile
+
+    members = zipped.infolist()
+    if len(members) > 2 * MAX_TENSORS + 2:
+        raise BayesCompressError(f"{source}: .npz holds more than {2 * MAX_TENSORS + 2} arrays")
+    for member in members:
+        where = f"{source}: array {member.filename!r}"
+        if member.file_size > (1 << 20) + _MAX_INFLATION * member.compress_size:
+            raise BayesCompressError(f"{where} inflates {member.file_size} bytes from {member.compress_size}")
+        try:
+            with zipped.open(member) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+                header_bytes = stream.tell()
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
+            raise BayesCompressError(f"{where} has no readable .npy header") from exc
+        if dtype.hasobject:
+            continue  # refused when read: np.load(allow_pickle=False) never unpickles
+        count = 1
+        for dim in shape:
+            count *= dim
+        if len(shape) > MAX_DIMS or header_bytes + count * dtype.itemsize != member.file_size:
+            raise BayesCompressError(
+                f"{where} declares shape {shape[:MAX_DIMS]} of {dtype} but the file holds "
+                f"{member.file_size - header_bytes} bytes of data"
+            )
 
 
 def import_npz(path: str | os.PathLike, kind: str | None = None) -> Posterior:
