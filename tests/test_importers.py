@@ -132,3 +132,29 @@ def test_ivon_import_refuses_another_optimizer(digits):
     network = nn.Sequential(nn.Linear(64, 10))
     with pytest.raises(BayesCompressError, match="ivon.IVON"):
         ivon_posterior(network, torch.optim.Adam(network.parameters()))
+
+
+def test_import_laplace_on_the_command_line_reads_an_npz_state_dict(digits, tmp_path):
+    from bayescompress.posterior import Posterior
+
+    from .test_cli import run
+
+    features, labels = digits
+    network, _ = trained_network(features * 16.0, labels, steps=60)
+    np.savez(tmp_path / "net.npz", **{k: v.numpy() for k, v in network.state_dict().items()})
+    result = run("import", "laplace", tmp_path / "net.npz", "--data", "digits", "-o", tmp_path / "p.h5")
+    assert result.returncode == 0, result.stderr
+    posterior = Posterior.load(tmp_path / "p.h5")
+    assert np.array_equal(posterior.tensors["layers.1.weight"].mean, network[2].weight.detach().numpy())
+    expected = laplace_posterior(network, features.numpy() * 16.0)
+    assert np.allclose(posterior.tensors["layers.0.weight"].std, expected.tensors["layers.0.weight"].std)
+
+
+def test_import_laplace_refuses_a_state_dict_that_is_not_linear_layers(tmp_path):
+    from .test_cli import assert_one_line_error, run
+
+    np.savez(tmp_path / "net.npz", **{"conv.weight": np.zeros((2, 1, 3, 3), np.float32),
+                                      "conv.bias": np.zeros(2, np.float32)})
+    result = run("import", "laplace", tmp_path / "net.npz", "--data", "digits", "-o", tmp_path / "p.h5")
+    assert_one_line_error(result, "not a linear layer")
+    assert not (tmp_path / "p.h5").exists()

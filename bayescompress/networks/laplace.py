@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import BayesCompressError
-from ..posterior import Posterior
+from ..posterior import Posterior, open_npz
 from .importers import _bias_of, _numpy, _posterior, linear_layers
 
 _BATCH = 64
@@ -98,3 +98,43 @@ def laplace_posterior(network: nn.Module, features, labels=None, *, prior_precis
     return _posterior(layers, arrays, source, spec_options | {"prior_std": 1.0 / math.sqrt(prior_precision)},
                       {"laplace": {"curvature": "exact diagonal GGN", "rows": int(features.shape[0]),
                                    "prior_precision": float(prior_precision)}})
+
+
+_ACTIVATION_LAYERS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def sequential_from_npz(path, activation: str = "relu") -> nn.Sequential:
+    """An nn.Sequential of Linear layers from a state dict saved as .npz (``PREFIX.weight`` and
+    ``PREFIX.bias`` per layer, in the order saved), with ``activation`` between the layers.
+
+    Save one with ``np.savez(PATH, **{k: v.numpy() for k, v in model.state_dict().items()})``.
+    """
+    source = str(path)
+    if activation not in _ACTIVATION_LAYERS:
+        raise BayesCompressError(f"--activation must be one of {', '.join(_ACTIVATION_LAYERS)}, "
+                                 f"got {activation!r}")
+    with open_npz(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    prefixes = list(dict.fromkeys(name.rpartition(".")[0] for name in arrays))
+    layers: list[nn.Linear] = []
+    for prefix in prefixes:
+        weight, bias = arrays.get(f"{prefix}.weight"), arrays.get(f"{prefix}.bias")
+        extra = sorted(set(n for n in arrays if n.rpartition(".")[0] == prefix) - {f"{prefix}.weight",
+                                                                                    f"{prefix}.bias"})
+        if weight is None or bias is None or extra or weight.ndim != 2 or bias.shape != (weight.shape[0],):
+            raise BayesCompressError(f"{source}: layer {prefix!r} is not a linear layer with a bias "
+                                     "(expected exactly PREFIX.weight, out x in, and PREFIX.bias, out)")
+        if weight.dtype.kind != "f":
+            raise BayesCompressError(f"{source}: layer {prefix!r} does not hold floats")
+        linear = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(weight.astype(np.float32)))
+            linear.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        if layers and layers[-1].out_features != weight.shape[1]:
+            raise BayesCompressError(f"{source}: layer {prefix!r} takes {weight.shape[1]} inputs, the layer "
+                                     f"before gives {layers[-1].out_features}")
+        layers.append(linear)
+    if not layers:
+        raise BayesCompressError(f"{source}: holds no layers")
+    between = [module for linear in layers for module in (_ACTIVATION_LAYERS[activation](), linear)]
+    return nn.Sequential(*between[1:])
