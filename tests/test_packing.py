@@ -137,8 +137,12 @@ def test_archives_of_every_format_version_decode_to_their_recorded_values(fixtur
         assert zlib.crc32(values.tobytes()) == zlib.crc32(expected[name].tobytes())
 
 
-def test_fixture_archives_exist_for_the_current_version():
-    assert (FIXTURES / "v1-vbq.bcz").exists()
+def test_fixture_archives_exist_for_every_version_up_to_the_current_one():
+    from bayescompress.archive import FORMAT_VERSION, READABLE_VERSIONS
+
+    for version in READABLE_VERSIONS:
+        assert (FIXTURES / f"v{version}-vbq.bcz").exists(), version
+    assert max(READABLE_VERSIONS) == FORMAT_VERSION
 
 
 @pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])
