@@ -105,15 +105,25 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from .export import format_for, write_unpacked
+    from .export import format_for, write_unpacked, zero_word_vectors
     from .files import check_output_path
     from .packing import unpack
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
     fmt = format_for(args.output, args.format)
+    if args.zero_rows is not None and fmt != "word2vec":
+        raise BayesCompressError(f"--zero-rows applies to word2vec output, not {fmt}")
     unpacked = unpack(args.archive)
-    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
-    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}")
+    zero_rows = args.zero_rows or "drop"
+    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor, zero_rows=zero_rows)
+    note = ""
+    if fmt == "word2vec":
+        zeros, rows = zero_word_vectors(unpacked, args.tensor)
+        if zeros and zero_rows == "drop":
+            note = f"; left out {zeros} of {rows} words whose vector is all zero (--zero-rows keep: keep)"
+        elif zeros:
+            note = f"; kept {zeros} of {rows} all-zero vectors (gensim gives them NaN similarities)"
+    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}{note}")
     return 0
 
 
@@ -272,11 +282,15 @@ def cmd_fit_skipgram(args) -> int:
 # ------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``command`` about to run, the method registry (which
+    imports every quantizer's module, scipy with them) is read only for pack and sweep."""
     from .coders import BASELINE_CODERS, CODER_NAMES
     from .methods import default_methods
     from .quantizers import quantizer_classes
 
+    with_methods = command in (None, "pack", "sweep")
+    methods = ", ".join(quantizer_classes()) if with_methods else "see pack --help"
     parser = _Parser(prog="bayescompress", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=_version())
@@ -305,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("posterior")
     rate = pack.add_mutually_exclusive_group(required=True)
     quantizer_options = pack.add_argument_group("quantizer options (each is passed on only when given)")
-    for option, users, is_knob in _declared_options().values():
+    for option, users, is_knob in (_declared_options() if with_methods else {}).values():
         (rate if is_knob else quantizer_options).add_argument(
             option.command_line_flag, dest=option.name, type=_from_text(option.parse, option.name),
             choices=option.choices or None, help=f"{', '.join(users)}: {option.help}")
@@ -316,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
     pack.add_argument("--method", default="vbq",
-                      help=f"quantizer: {', '.join(quantizer_classes())} (default vbq)")
+                      help=f"quantizer: {methods} (default vbq)")
     pack.add_argument("--coder", default="range", choices=CODER_NAMES,
                       help="entropy coder (default range; the others are the paper's baselines)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
@@ -329,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec", "torch"),
                         help="output format (default: from the suffix)")
     unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
+    unpack.add_argument("--zero-rows", choices=("drop", "keep"),
+                        help="word2vec: words whose vector is all zero (VBQ spent no bits on them) are "
+                             "left out (drop, default: gensim cannot normalise a zero vector) or kept")
     unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     unpack.set_defaults(func=cmd_unpack)
 
@@ -343,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("posterior")
     sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
     sweep.add_argument("--methods", type=_names,
-                       help=f"comma-separated: {', '.join(quantizer_classes())}, "
-                            f"{', '.join(BASELINE_CODERS)}, or QUANTIZER+CODER "
-                            f"(default: {','.join(default_methods())})")
+                       help=f"comma-separated: {methods}, {', '.join(BASELINE_CODERS)}, or "
+                            f"QUANTIZER+CODER (default: "
+                            f"{','.join(default_methods()) if with_methods else 'see sweep --help'})")
     sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
     sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
     sweep.add_argument("--min-bits", type=_positive, default=0.05,
@@ -516,14 +533,43 @@ def _version() -> str:
     return f"bayescompress {__version__}"
 
 
+# the extra that brings each optional library (see pyproject.toml)
+_EXTRA_OF = {"torch": "networks", "pyro": "fit", "gensim": "embeddings", "matplotlib": "plots",
+             "sklearn": "networks"}
+
+
+def _missing_extra(exc: ModuleNotFoundError, args) -> str | None:
+    """One line naming the extra to install, when ``exc`` is an optional library missing."""
+    library = (exc.name or "").split(".")[0]
+    if library not in _EXTRA_OF:
+        return None
+    extra = _EXTRA_OF[library]
+    if library not in ("matplotlib", "sklearn"):
+        extra = {"demo": "all", "fit": "fit"}.get(args.command, extra)
+    sub = getattr(args, "model", None) or getattr(args, "task", None) or getattr(args, "source", None)
+    command = " ".join(filter(None, [args.command, sub]))
+    return (f"{command} needs the '{extra}' extra ({library} is not installed): "
+            f"pip install 'bayescompress[{extra}]'")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except BayesCompressError as exc:
         if args.debug:
             raise
         print(f"bayescompress: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc, args)
+        if args.debug:
+            raise
+        if line is None:
+            return _internal_error(exc)
+        print(f"bayescompress: error: {line}", file=sys.stderr)
         return 1
     except OSError as exc:
         if args.debug:
@@ -540,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if args.debug:
             raise
-        print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
-        return 2
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
+          "(rerun with --debug for the traceback)", file=sys.stderr)
+    return 2

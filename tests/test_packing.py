@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bayescompress.archive import decode_archive, encode_archive
+from bayescompress.archive import FORMAT_VERSION, MAGIC, READABLE_VERSIONS, decode_archive, encode_archive
 from bayescompress.errors import BayesCompressError
 from bayescompress.packing import archive_info, pack, unpack
 from bayescompress.vbq import VBQQuantizer, code_point_values, prior_and_symbols
@@ -143,6 +144,19 @@ def test_fixture_archives_exist_for_every_version_up_to_the_current_one():
     for version in READABLE_VERSIONS:
         assert (FIXTURES / f"v{version}-vbq.bcz").exists(), version
     assert max(READABLE_VERSIONS) == FORMAT_VERSION
+
+
+def test_every_readable_format_version_has_fixture_archives_that_carry_that_version():
+    """A version bump without fixture archives of the new version (vN-*.bcz + .npz) fails here."""
+    assert FORMAT_VERSION in READABLE_VERSIONS
+    for version in READABLE_VERSIONS:
+        fixtures = sorted(FIXTURES.glob(f"v{version}-*.bcz"))
+        assert fixtures, f"no fixture archive of format version {version} in {FIXTURES}"
+        for fixture in fixtures:
+            assert struct.unpack_from("<H", fixture.read_bytes(), len(MAGIC))[0] == version, fixture.name
+            assert fixture.with_suffix(".npz").exists(), fixture.name
+    named = {int(path.name[1:].split("-")[0]) for path in FIXTURES.glob("v*.bcz")}
+    assert named <= set(READABLE_VERSIONS)
 
 
 @pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])
