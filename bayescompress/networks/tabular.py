@@ -107,26 +107,23 @@ def load_table(data: str | os.PathLike, target: str | None = None) -> Table:
 
 def load_digits() -> Table:
     """scikit-learn's bundled 8x8 digits (1797 images, 10 classes); no download."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError as exc:
-        raise BayesCompressError("digits: needs scikit-learn (pip install scikit-learn)") from exc
-
-    bunch = sklearn_digits()
-    return Table(np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64),
-                 "digits", "digit")
+    return _sklearn_table("load_digits", "digits", "digit")
 
 
 def load_breast_cancer() -> Table:
     """scikit-learn's bundled Wisconsin breast cancer data (569 rows, 30 features, 2 classes)."""
-    try:
-        from sklearn.datasets import load_breast_cancer as sklearn_breast_cancer
-    except ImportError as exc:
-        raise BayesCompressError("breast_cancer: needs scikit-learn (pip install scikit-learn)") from exc
+    return _sklearn_table("load_breast_cancer", "breast_cancer", "diagnosis")
 
-    bunch = sklearn_breast_cancer()
+
+def _sklearn_table(loader: str, source: str, target_name: str) -> Table:
+    try:
+        from sklearn import datasets
+    except ImportError as exc:
+        raise BayesCompressError(f"{source}: needs scikit-learn (pip install scikit-learn)") from exc
+
+    bunch = getattr(datasets, loader)()
     return Table(np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64),
-                 "breast_cancer", "diagnosis")
+                 source, target_name)
 
 
 def load_mnist5k() -> Table:
