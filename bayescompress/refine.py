@@ -91,6 +91,7 @@ def choose_with_code_lengths(
 
     Here Algorithm 1 would pick symbols [6, 3]; symbol 6 is not in the table and costs 13 bits:
 
+    >>> from bayescompress.vbq import GaussianPrior
     >>> prior = GaussianPrior(0.0, 1.0)
     >>> lengths = CodeLengths.from_symbols(np.repeat([1, 2, 3], [600, 300, 100]))
     >>> choose_with_code_lengths(np.array([0.3, 0.6]), np.ones(2), 0.01, prior, lengths).tolist()

@@ -455,7 +455,7 @@ def test_info_and_unpack_of_a_header_whose_side_descriptor_is_not_an_object(tmp_
 
 
 def test_a_sweep_of_a_network_refuses_a_quality_option_the_network_metric_does_not_take(tmp_path):
-    from bayescompress.fit.model_spec import mlp_spec
+    from bayescompress.networks.model_spec import mlp_spec
 
     spec = mlp_spec([3, 2], task="classification", classes=[0, 1], input_mean=[0.0] * 3, input_std=[1.0] * 3)
     Posterior({"layers.0.weight": TensorPosterior(np.ones((2, 3)), np.full((2, 3), 0.1)),
