@@ -34,6 +34,7 @@ from .quantizers import (
 MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
+_CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
 QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
 LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
 QUANTILES = (QUANTILE, LEGACY_QUANTILE)
@@ -314,19 +315,31 @@ def prior_and_symbols(
     ``auto`` compares eq. 9 summed over the tensor, each latent's term divided by 2 lambda
     sigma^2, with the symbols' empirical code lengths in place of the rates: the bits the file
     will spend plus the distortion priced at lambda's exchange rate.  At lambda 0 the smaller
-    distortion wins.  A Gaussian that clips heavy tails pays for it in distortion.
+    distortion wins.  A tensor with a mean beyond the Gaussian's outermost code point gets t2
+    (the Gaussian would clip it); above _CHOICE_SAMPLE latents the costs are compared on an
+    evenly strided sample, and Algorithm 1 then runs once, with the winner.
     """
-    kinds = ("t2", "rms") if kind == "auto" else (kind,)
-    best = None
-    for candidate in kinds:
-        prior = empirical_prior(means, candidate)
-        symbols = choose_code_points(means, stds, lam, prior, max_rate)
-        if len(kinds) == 1:
-            return prior, symbols
-        cost = _tensor_cost(symbols, code_point_values(symbols, prior), means, stds, lam)
-        if best is None or cost < best[0]:
-            best = (cost, prior, symbols)
-    return best[1], best[2]
+    if kind != "auto":
+        prior = empirical_prior(means, kind)
+        return prior, choose_code_points(means, stds, lam, prior, max_rate)
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    candidates = (empirical_prior(means, "t2"), empirical_prior(means, "rms"))
+    gaussian = candidates[1]
+    reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
+    if means.size and float(np.max(np.abs(means - gaussian.loc))) > reach - gaussian.loc:
+        return candidates[0], choose_code_points(means, stds, lam, candidates[0], max_rate)
+    step = max(1, means.size // _CHOICE_SAMPLE)
+    sample_means, sample_stds = means[::step], stds[::step]
+    costs = []
+    for prior in candidates:
+        symbols = choose_code_points(sample_means, sample_stds, lam, prior, max_rate)
+        values = code_point_values(symbols, prior)
+        costs.append((_tensor_cost(symbols, values, sample_means, sample_stds, lam), symbols))
+    winner = 0 if costs[0][0] <= costs[1][0] else 1
+    if step == 1:
+        return candidates[winner], costs[winner][1]
+    return candidates[winner], choose_code_points(means, stds, lam, candidates[winner], max_rate)
 
 
 def _tensor_cost(symbols, values, means, stds, lam: float) -> tuple[float, float]:

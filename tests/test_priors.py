@@ -131,6 +131,17 @@ def test_auto_takes_whichever_prior_costs_less_and_keeps_the_gaussian_where_it_d
     assert chosen == {GaussianPrior, StudentT2Prior}
 
 
+def test_auto_on_a_large_tensor_compares_on_a_sample_and_runs_algorithm_1_once_with_the_winner():
+    rng = np.random.default_rng(9)
+    means, stds = rng.normal(size=300_000), np.full(300_000, 0.3)
+    prior, symbols = prior_and_symbols(means, stds, 10.0, "auto")
+    assert np.array_equal(symbols, choose_code_points(means, stds, 10.0, prior))
+    means[123_457] = 40.0  # off the sample's stride, beyond the Gaussian's last code point
+    prior, symbols = prior_and_symbols(means, stds, 0.0, "auto")
+    assert isinstance(prior, StudentT2Prior)
+    assert code_point_values(symbols[123_457:123_458], prior)[0] == pytest.approx(40.0, rel=1e-12)
+
+
 def test_auto_chooses_t2_on_heavy_tailed_weights_at_every_lambda():
     rng = np.random.default_rng(7)
     means, stds = 0.05 * rng.standard_t(2, size=20000), np.full(20000, 0.01)
