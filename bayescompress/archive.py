@@ -18,11 +18,14 @@ from pathlib import Path
 
 from .errors import BayesCompressError
 from .files import write_bytes_atomically
+from .limits import HEADER_EXPANSION, parse_json
 
 MAGIC = b"\x89BCZ\r\n\x1a\n"
-FORMAT_VERSION = 1
-READABLE_VERSIONS = (1,)
+# version 2: values checksums cover the shape; VBQ names its quantile function (docs/archive-format.md)
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_HEADER_BYTES = 1 << 26
+MAX_SECTIONS = 16  # each section is a copy of at most the file: this bounds the memory they take
 _PREAMBLE = struct.Struct("<8sHHI")  # magic, version, flags, header length
 _CRC = struct.Struct("<I")
 FLAG_DEFLATED_HEADER = 1
@@ -36,6 +39,7 @@ class Archive:
     sections: dict[str, bytes]
     header_bytes: int
     total_bytes: int
+    version: int = FORMAT_VERSION
 
 
 def encode_archive(header: dict, sections: dict[str, bytes]) -> bytes:
@@ -100,15 +104,17 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
     if flags & FLAG_DEFLATED_HEADER:
         text = _inflate_header(text, source)
     try:
-        header = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BayesCompressError(f"{source}: archive header is not valid JSON") from exc
+        header = parse_json(text, "archive header")
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("sections"), dict):
         raise BayesCompressError(f"{source}: archive header has no section index")
+    if len(header["sections"]) > MAX_SECTIONS:
+        raise BayesCompressError(f"{source}: archive header lists more than {MAX_SECTIONS} sections")
     sections, payload_end = {}, end
     for name, entry in header["sections"].items():
         if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(key), int) and entry[key] >= 0
+            isinstance(entry.get(key), int) and not isinstance(entry[key], bool) and entry[key] >= 0
             for key in ("offset", "length", "crc32")
         ):
             raise BayesCompressError(f"{source}: section {name!r} has a malformed index entry")
@@ -126,16 +132,22 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
     if payload_end != len(blob):
         extra = len(blob) - payload_end
         raise BayesCompressError(f"{source}: {extra} unexpected bytes after the last section")
-    return Archive(header, sections, end, len(blob))
+    return Archive(header, sections, end, len(blob), version)
 
 
 def _inflate_header(data: bytes, source: str) -> bytes:
-    """Decompress the header, refusing one that would grow past MAX_HEADER_BYTES."""
+    """Decompress the header, refusing one that would grow past MAX_HEADER_BYTES or 1 MiB +
+    HEADER_EXPANSION times its compressed size (real headers deflate about 2-10 fold)."""
     inflate = zlib.decompressobj(-15)
+    limit = min(MAX_HEADER_BYTES, (1 << 20) + HEADER_EXPANSION * len(data))
     try:
-        text = inflate.decompress(data, MAX_HEADER_BYTES)
+        text = inflate.decompress(data, limit)
     except zlib.error as exc:
         raise BayesCompressError(f"{source}: archive header does not decompress") from exc
+    if inflate.unconsumed_tail and len(text) == limit:
+        raise BayesCompressError(
+            f"{source}: archive header inflates past {limit} bytes (1 MiB + {HEADER_EXPANSION}x its size)"
+        )
     if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
         raise BayesCompressError(f"{source}: archive header is malformed")
     return text

@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from .errors import BayesCompressError
+from .limits import LZMA_MEMORY_LIMIT
 
 WIDTHS = (8, 16, 32, 64)
 
@@ -34,7 +35,9 @@ def _decompress(name: str, data: bytes, size: int) -> bytes:
         elif name == "bzip2":
             out = bz2.BZ2Decompressor().decompress(data, size + 1)
         else:
-            out = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(data, size + 1)
+            # the .lzma header declares the dictionary size: a damaged one must not allocate gigabytes
+            decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMORY_LIMIT)
+            out = decompressor.decompress(data, size + 1)
     except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
         raise BayesCompressError(f"{name} stream does not decompress") from exc
     if len(out) != size:
@@ -46,8 +49,10 @@ class ByteCompressorCoder:
     """Symbols as little-endian signed integers of the narrowest sufficient width, compressed.
 
     >>> coder = ByteCompressorCoder("lzma")
-    >>> tables, stream = coder.encode([np.array([0, -3, 5, 5, 5])])
-    >>> ByteCompressorCoder.decode(coder.spec(), tables, stream, [5])[0].tolist()
+    >>> tables, stream, spec = coder.encode([np.array([0, -3, 5, 5, 5])])
+    >>> spec
+    {'name': 'lzma', 'width_bits': 8}
+    >>> coder.decode(spec, tables, stream, [5])[0].tolist()
     [0, -3, 5, 5, 5]
     """
 
@@ -57,21 +62,17 @@ class ByteCompressorCoder:
         if name not in self.NAMES:
             raise BayesCompressError(f"unknown coder {name!r} (coders: range, {', '.join(self.NAMES)})")
         self.name = name
-        self.width = 8
 
-    def spec(self) -> dict:
-        return {"name": self.name, "width_bits": self.width}
+    def reads(self, spec: dict) -> bool:
+        return spec.get("name") == self.name and spec.get("width_bits") in WIDTHS
 
-    @classmethod
-    def reads(cls, spec: dict) -> bool:
-        return spec.get("name") in cls.NAMES and spec.get("width_bits") in WIDTHS
-
-    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes]:
+    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes, dict]:
+        """No tables; the stream; the spec naming the compressor and the symbol width."""
         symbols = np.concatenate([np.asarray(s, dtype=np.int64).ravel() for s in symbol_arrays])
         low, high = (int(symbols.min()), int(symbols.max())) if symbols.size else (0, 0)
-        self.width = next(w for w in WIDTHS if -(1 << (w - 1)) <= low and high < 1 << (w - 1))
-        raw = symbols.astype(f"<i{self.width // 8}").tobytes()
-        return b"", _compress(self.name, raw)
+        width = next(w for w in WIDTHS if -(1 << (w - 1)) <= low and high < 1 << (w - 1))
+        raw = symbols.astype(f"<i{width // 8}").tobytes()
+        return b"", _compress(self.name, raw), {"name": self.name, "width_bits": width}
 
     @staticmethod
     def decode(spec: dict, tables: bytes, stream: bytes, counts: list[int]) -> list[np.ndarray]:

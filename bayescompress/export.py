@@ -78,9 +78,9 @@ def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarr
     if tensor is None:
         tensor = "U" if "U" in unpacked.tensors else (names[0] if len(names) == 1 else None)
         if tensor is None:
-            raise BayesCompressError(f"archive has several tensors ({', '.join(names)}); pick one")
+            raise BayesCompressError(f"archive has several tensors ({', '.join(map(repr, names))}); pick one")
     if tensor not in unpacked.tensors:
-        raise BayesCompressError(f"archive has no tensor {tensor!r} (tensors: {', '.join(names)})")
+        raise BayesCompressError(f"archive has no tensor {tensor!r} (tensors: {', '.join(map(repr, names))})")
     matrix = unpacked.tensors[tensor]
     if matrix.ndim != 2 or matrix.shape[0] != len(unpacked.vocab):
         raise BayesCompressError(
@@ -89,24 +89,55 @@ def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarr
     return tensor, matrix
 
 
-def to_keyed_vectors(unpacked, tensor: str | None = None):
-    """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored)."""
+ZERO_ROWS = ("drop", "keep")
+
+
+class ZeroRowsWarning(UserWarning):
+    """All-zero word vectors were left out of KeyedVectors that ``load`` built by default."""
+
+
+def zero_word_vectors(unpacked, tensor: str | None = None) -> tuple[int, int]:
+    """How many rows of the word-vector tensor are all zero, and how many rows it has.
+
+    VBQ sends a whole row to zero when every coordinate is cheaper at the prior's median than
+    anywhere else; cosine similarity is undefined for such a vector (gensim divides by its norm).
+    """
     _, matrix = embedding_matrix(unpacked, tensor)
+    return int(np.count_nonzero(~np.any(matrix, axis=1))), matrix.shape[0]
+
+
+def to_keyed_vectors(unpacked, tensor: str | None = None, zero_rows: str = "drop"):
+    """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored).
+
+    ``zero_rows``: "drop" leaves out words whose vector is all zero, so that gensim's
+    ``most_similar`` and normalisation see no zero norm (no NaN, no RuntimeWarning); "keep"
+    keeps every word with exactly the archived values.
+    """
+    if zero_rows not in ZERO_ROWS:
+        raise BayesCompressError(f"zero rows must be 'drop' or 'keep', got {zero_rows!r}")
+    _, matrix = embedding_matrix(unpacked, tensor)
+    keep = np.any(matrix, axis=1) if zero_rows == "drop" else np.ones(matrix.shape[0], dtype=bool)
+    if not keep.any():
+        raise BayesCompressError("every word vector is all zero; nothing is left to write "
+                                 "(keep them with --zero-rows keep / zero_rows='keep')")
     from gensim.models import KeyedVectors
 
     # no preallocation (count=) and no extras= : gensim 4.3-4.4 add_vectors would keep the
     # preallocated empty rows and cannot unpack an extras dict
     vectors = KeyedVectors(vector_size=matrix.shape[1])
-    vectors.add_vectors(list(unpacked.vocab.words), matrix.astype(np.float32))
+    words = [word for word, kept in zip(unpacked.vocab.words, keep, strict=True) if kept]
+    vectors.add_vectors(words, matrix[keep].astype(np.float32))
     if unpacked.vocab.counts is not None:
         vectors.allocate_vecattrs(["count"], [np.int64])
-        vectors.expandos["count"][:] = np.asarray(unpacked.vocab.counts, dtype=np.int64)
+        vectors.expandos["count"][:] = np.asarray(unpacked.vocab.counts, dtype=np.int64)[keep]
     return vectors
 
 
-def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None) -> None:
-    """word2vec format, binary when the name ends in .bin, that load_word2vec_format reads."""
-    vectors = to_keyed_vectors(unpacked, tensor)
+def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None,
+                   zero_rows: str = "drop") -> None:
+    """word2vec format, binary when the name ends in .bin, that load_word2vec_format reads
+    (``zero_rows`` as in ``to_keyed_vectors``)."""
+    vectors = to_keyed_vectors(unpacked, tensor, zero_rows)
     binary = str(path).lower().endswith(".bin")
     with atomic_output(path) as tmp:
         vectors.save_word2vec_format(str(tmp), binary=binary)
@@ -117,7 +148,7 @@ def write_torch(unpacked, path: str | os.PathLike) -> None:
     model spec as JSON text under ``_extra_state``; ``torch.load(path, weights_only=True)`` reads it."""
     import torch
 
-    from .fit.mlp import state_dict_arrays
+    from .networks.mlp import state_dict_arrays
 
     spec = unpacked.model_spec if unpacked.kind == "network" else None
     state = state_dict_arrays(unpacked.tensors, spec)
@@ -125,7 +156,8 @@ def write_torch(unpacked, path: str | os.PathLike) -> None:
         torch.save(state, tmp)
 
 
-def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
+def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None,
+                   zero_rows: str = "drop") -> None:
     if fmt == "torch":
         write_torch(unpacked, path)
     elif fmt == "npz":
@@ -133,6 +165,6 @@ def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | No
     elif fmt == "hdf5":
         write_hdf5(unpacked, path)
     elif fmt == "word2vec":
-        write_word2vec(unpacked, path, tensor)
+        write_word2vec(unpacked, path, tensor, zero_rows)
     else:
         raise BayesCompressError(f"unknown format {fmt!r}")

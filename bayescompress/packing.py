@@ -7,24 +7,25 @@ knows nothing of the others.  Sizes reported here are the real bytes of the arch
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .archive import read_archive, write_archive
-from .bytecoders import ByteCompressorCoder
-from .coding import RangeCoder, empirical_entropy_bits
+from ._version import __version__
+from .archive import FORMAT_VERSION, read_archive, write_archive
+from .coders import SymbolCoder, coder_for, make_coder
+from .coding import empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
-from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
-from .quantizers import make_quantizer, quantizer_class
+from .limits import MAX_DIMS, MAX_LATENTS, MAX_TENSORS
+from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary, validate_tensor_name
+from .quantizers import Quantizer, make_quantizer, quantizer_class
 from .sidedata import decode_side_data, encode_side_data
 
 ARCHIVE_FORMAT = "bayescompress-archive"
-MAX_LATENTS = 1 << 40
 
 
 @dataclass
@@ -75,8 +76,8 @@ def pack(
     source: Posterior | str | os.PathLike,
     out: str | os.PathLike,
     *,
-    method: str = "vbq",
-    coder: str = "range",
+    method: str | Quantizer = "vbq",
+    coder: str | SymbolCoder = "range",
     tensors: list[str] | None = None,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -84,12 +85,19 @@ def pack(
 ) -> PackResult:
     """Quantize the posterior's tensors with ``method``, code them with ``coder``, write one archive.
 
-    ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).
+    ``method`` is a quantizer's name, with ``options`` for it (for VBQ: ``lam``, ``max_rate``,
+    ``prior``), or a quantizer object; ``coder`` is a coder's name or a coder object.
     """
-    quantizer = make_quantizer(method, **options)
+    if isinstance(method, str):
+        quantizer = make_quantizer(method, **options)
+    elif options:
+        raise BayesCompressError(f"options {', '.join(sorted(options))} go to the quantizer's constructor, "
+                                 "not to pack, when pack is given a quantizer object")
+    else:
+        quantizer = method
     symbol_coder = make_coder(coder)
-    _, posterior = posterior_to_pack(source, out, tensors, overwrite)
-    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
+    out, posterior = posterior_to_pack(source, out, tensors, overwrite)
+    return _pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
 
 
 def posterior_to_pack(
@@ -104,50 +112,33 @@ def posterior_to_pack(
     return out, posterior
 
 
-def make_coder(name: str):
-    """The coder named ``name``: ``range`` (default) or a baseline byte compressor."""
-    if name == RangeCoder.name:
-        return RangeCoder()
-    return ByteCompressorCoder(name)
-
-
-def coder_for(spec, source: str):
-    """The coder class that reads archives written with ``spec``."""
-    for candidate in (RangeCoder, ByteCompressorCoder):
-        if isinstance(spec, dict) and candidate.reads(spec):
-            return candidate
-    raise BayesCompressError(
-        f"{source}: archive was written with coder {spec!r}, which this version cannot decode"
-    )
-
-
-def pack_posterior(
-    posterior: Posterior, out, quantizer, coder=None, show_progress: bool | None = None
+def _pack_posterior(
+    posterior: Posterior, out, quantizer: Quantizer, coder: SymbolCoder, show_progress: bool | None
 ) -> PackResult:
-    coder = coder if coder is not None else RangeCoder()
     entries, values, symbols = [], {}, {}
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         for name, tensor in posterior.tensors.items():
             quantized = quantizer.quantize(tensor.mean, tensor.std, progress=bar)
             chosen = quantizer.dequantize(quantized.symbols, quantized.params, quantizer.config())
-            chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
+            with np.errstate(over="ignore"):  # a value past float16/32's range rounds to inf, as in unpack
+                chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
             values[name], symbols[name] = chosen, quantized.symbols
             entries.append({
                 "name": name,
                 "shape": list(tensor.shape),
                 "dtype": tensor.mean.dtype.name,
                 "params": quantized.params,
-                "values_crc32": _values_crc32(chosen),
+                "values_crc32": _values_crc32(chosen, FORMAT_VERSION),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
-    tables, stream = coder.encode(list(symbols.values()))
+    tables, stream, coder_spec = coder.encode(list(symbols.values()))
     header = {
         "format": ARCHIVE_FORMAT,
         "writer": f"bayescompress {__version__}",
         "kind": posterior.kind,
         "method": quantizer.name,
         "config": quantizer.config(),
-        "coder": coder.spec(),
+        "coder": coder_spec,
         "tensors": entries,
         "side": side_descriptor,
     }
@@ -167,28 +158,48 @@ def pack_posterior(
     )
 
 
-def _values_crc32(values: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes())
+def _values_crc32(values: np.ndarray, version: int) -> int:
+    """CRC-32 of the values as little-endian bytes; from version 2 on, of the shape before them
+    (u8 number of dimensions, then each as u64), so a permuted shape is caught too."""
+    data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
+    if version < 2:
+        return zlib.crc32(data)
+    shape = struct.pack(f"<B{values.ndim}Q", values.ndim, *values.shape)
+    return zlib.crc32(data, zlib.crc32(shape))
 
 
 def _tensor_entries(header: dict, source: str) -> list[dict]:
     entries = header.get("tensors")
     if header.get("format") != ARCHIVE_FORMAT or not isinstance(entries, list) or not entries:
         raise BayesCompressError(f"{source}: archive header does not list any tensors")
-    total = 0
+    if len(entries) > MAX_TENSORS:
+        raise BayesCompressError(f"{source}: archive header lists more than {MAX_TENSORS} tensors")
+    total, names = 0, set()
     for entry in entries:
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if (
             not isinstance(entry, dict)
             or not isinstance(entry.get("name"), str)
             or not isinstance(shape, list)
-            or not all(isinstance(d, int) and d >= 0 for d in shape)
-            or entry.get("dtype") not in FLOAT_DTYPES
+            or len(shape) > MAX_DIMS
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_LATENTS for d in shape)
+            or not isinstance(entry.get("dtype"), str)
+            or entry["dtype"] not in FLOAT_DTYPES
             or not isinstance(entry.get("params"), dict)
+            or isinstance(entry.get("values_crc32"), bool)
             or not isinstance(entry.get("values_crc32"), int)
         ):
             raise BayesCompressError(f"{source}: archive header has a malformed tensor entry")
-        size = int(np.prod(shape, dtype=object)) if shape else 1
+        name = entry["name"]
+        validate_tensor_name(name, f"{source}: archive header")
+        if name in names:
+            raise BayesCompressError(f"{source}: archive header lists tensor {name!r} twice")
+        names.add(name)
+        size = 1
+        for dim in shape:
+            size *= dim
+            if size > MAX_LATENTS:
+                break
         total += size
         if total > MAX_LATENTS:
             raise BayesCompressError(f"{source}: archive header declares too many latents")
@@ -225,16 +236,19 @@ def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpack
         decoded = coder.decode(header["coder"], tables, stream, _symbol_counts(entries))
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from exc
-    except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
-        raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
+    except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports a bad stream so
+        raise BayesCompressError(f"{source}: stream does not decode ({type(exc).__name__})") from exc
     tensors = {}
     for entry, symbols in zip(entries, decoded, strict=True):
         try:
             values = quantizer.dequantize(symbols, entry["params"], config)
-        except (KeyError, TypeError) as exc:
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{source}: tensor {entry['name']!r}: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
             raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
-        values = values.astype(entry["dtype"]).reshape(entry["shape"])
-        if _values_crc32(values) != entry["values_crc32"]:
+        with np.errstate(over="ignore"):  # a float64 value beyond float16/32 becomes inf; the CRC decides
+            values = values.astype(entry["dtype"]).reshape(entry["shape"])
+        if _values_crc32(values, archive.version) != entry["values_crc32"]:
             raise BayesCompressError(
                 f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
                 "chose (different quantile function on this platform?)"
@@ -290,26 +304,5 @@ def archive_info(path: str | os.PathLike) -> dict:
         "bits_per_dim_without_side": 8.0 * (total - side) / n_latents if n_latents else 0.0,
         "estimated_stream_bits": float(sum(estimates)),
         "tensors": tensors,
-        "vocab_size": header.get("side", {}).get("vocab_size"),
+        "vocab_size": header["side"].get("vocab_size") if isinstance(header.get("side"), dict) else None,
     }
-
-
-def load(path: str | os.PathLike, tensor: str | None = None):
-    """A usable model from an archive: gensim KeyedVectors for embeddings, a torch nn.Module in eval
-    mode for networks, else the unpacked arrays.
-
-    ``tensor`` picks an embedding's word vectors (default U, or the only tensor).
-    """
-    unpacked = unpack(path)
-    if unpacked.kind == "network":
-        from .fit.mlp import network_from_arrays
-
-        return network_from_arrays(unpacked.model_spec, unpacked.tensors, str(path))
-    if unpacked.kind == "embedding" and unpacked.vocab is not None:
-        from .export import to_keyed_vectors
-
-        try:
-            return to_keyed_vectors(unpacked, tensor)
-        except BayesCompressError as exc:
-            raise BayesCompressError(f"{path}: {exc}") from exc
-    return unpacked

@@ -20,7 +20,7 @@ import numpy as np
 from .coding import empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import atomic_output, check_output_path
-from .methods import Method, parse_method
+from .methods import Method, default_methods, parse_method
 from .packing import pack, unpack
 from .posterior import Posterior
 from .quality import posterior_distortion, quality_for
@@ -29,7 +29,6 @@ from .ratecontrol import solve_knob
 from .rdcurves import LEVELS, format_ratio_table, ratio_rows
 from .waterfilling import posterior_sources
 
-DEFAULT_METHODS = ("vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd")
 UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves keep the better
 
 
@@ -78,7 +77,7 @@ def run_sweep(
     source: Posterior | str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    methods: list[str] | tuple = DEFAULT_METHODS,
+    methods: list[str] | tuple | None = None,
     points: int = 12,
     tensors: list[str] | None = None,
     min_bits: float = 0.05,
@@ -92,8 +91,9 @@ def run_sweep(
 ) -> SweepResult:
     """Sweep every method, write DIR/sweep.csv, DIR/ratios.csv, DIR/sweep.png and DIR/archives/.
 
-    ``methods`` are names (``vbq``, ``uniform+lzma``) or ``Method`` records, which can fix
-    quantizer options (``Method("vbq-fit", "vbq", "range", (("prior", "fit"),))``).
+    ``methods`` are names (``vbq``, ``uniform+lzma``) or ``Method`` records (default: every
+    method marked for sweeps, see ``methods.default_methods``), which can fix quantizer options
+    (``Method("vbq-fit", "vbq", "range", (("prior", "fit"),))``).
 
     Rates on the plot and in the ratios are 8 x (file bytes - side-data bytes) / latents:
     real bytes of everything that encodes the numbers (header, tables, stream); the vocabulary
@@ -105,6 +105,7 @@ def run_sweep(
         raise BayesCompressError(f"a sweep needs at least 2 points per method, got {points!r}")
     if not 0 < min_bits < max_bits:
         raise BayesCompressError(f"need 0 < min bits < max bits, got {min_bits} and {max_bits}")
+    methods = default_methods() if methods is None else methods
     parsed = [m if isinstance(m, Method) else parse_method(m) for m in methods]
     if len({m.label for m in parsed}) != len(parsed):
         raise BayesCompressError("a method is listed twice")
@@ -118,6 +119,8 @@ def run_sweep(
     inputs = (source,) if not isinstance(source, Posterior) else ()
     for path in paths:
         check_output_path(path, overwrite=overwrite, inputs=inputs)
+    if plot:
+        from .sweepplot import plot_sweep  # needs matplotlib: fail before any work when it is missing
     full = source if isinstance(source, Posterior) else Posterior.load(source)
     full.validate()
     metric_options = dict(metric_options or {})
@@ -164,8 +167,6 @@ def run_sweep(
                                      "method_bits": "", "ratio": ""}])
     plot_path = None
     if plot:
-        from .sweepplot import plot_sweep
-
         plot_path = plot_sweep(rows, paths[2], rate_key, reference.name, reference.value)
     notes = [] if "vbq" in curves else ["no vbq in the methods: no ratios"]
     return SweepResult(rows, ratios, reference.value, reference.name, table, paths[0], paths[1], plot_path,

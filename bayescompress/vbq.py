@@ -16,13 +16,29 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
+from . import quantile as basic_quantile
 from .errors import BayesCompressError
+from .priors import T2_QUANTILE, StudentT2Prior, lower_t2_quantile
+from .quantizers import (
+    Option,
+    QuantizedTensor,
+    Quantizer,
+    exact_float,
+    finite_number_at_least_zero,
+    parse_exact_float,
+    whole_number,
+)
 
 MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
+_CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
+QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
+LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
+QUANTILES = (QUANTILE, LEGACY_QUANTILE)
+PRIORS = ("auto", "t2", "rms", "fit")  # auto: per tensor, whichever of t2 and rms costs less (eq. 9)
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,8 @@ class GaussianPrior:
 
     loc: float
     scale: float
+    quantile = QUANTILE
+    family = "normal"
 
     @classmethod
     def empirical(cls, means: np.ndarray, fit_loc: bool = False) -> GaussianPrior:
@@ -43,11 +61,11 @@ class GaussianPrior:
         GaussianPrior(loc=0.0, scale=3.5355339059327378)
         """
         values = np.asarray(means, dtype=np.float64).ravel()
-        loc = float(values.mean()) if fit_loc else 0.0
+        loc = _mean_without_overflow(values) if fit_loc else 0.0
         centred = values - loc if fit_loc else values
         peak = max(abs(float(centred.min())), abs(float(centred.max()))) if centred.size else 0.0
         if peak == 0.0 or not math.isfinite(peak):
-            return cls(loc + 0.0, 1.0)
+            return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0)
         if 1e-150 < peak < 1e150:  # the sum of squares can neither overflow nor underflow
             scale = math.sqrt(float(np.dot(centred, centred)) / centred.size)
         else:
@@ -57,6 +75,23 @@ class GaussianPrior:
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
         return ndtr((np.asarray(values, dtype=np.float64) - self.loc) / self.scale)
+
+    def near_mass(self, distance: np.ndarray) -> np.ndarray:
+        """Prior mass beyond ``distance`` standardized units on one side, exact in the tails."""
+        return ndtr(-distance)
+
+
+Prior = GaussianPrior | StudentT2Prior
+
+
+def _mean_without_overflow(values: np.ndarray) -> float:
+    """The mean; values near the float64 limit are scaled down first so that the sum cannot overflow."""
+    if values.size == 0:
+        return 0.0
+    peak = float(np.max(np.abs(values)))
+    if peak < 1e300:
+        return float(values.mean())
+    return peak * float((values / peak).mean())
 
 
 def symbol_rates(symbols: np.ndarray) -> np.ndarray:
@@ -80,74 +115,99 @@ def code_points(symbols: np.ndarray) -> np.ndarray:
     return np.ldexp(numerators.astype(np.float64), -rates)
 
 
-@functools.lru_cache(maxsize=1)
-def _near_side_quantile_table() -> np.ndarray:
-    """ndtri(i / 2^_TABLE_RATE) for i in 0 .. 2^(_TABLE_RATE-1): lower half of code points."""
+def _lower_quantiles(p: np.ndarray, quantile: str) -> np.ndarray:
+    """Standard quantile of probabilities in (0, 1/2] by the named function."""
+    if quantile == T2_QUANTILE:
+        return lower_t2_quantile(p)
+    if quantile == LEGACY_QUANTILE:
+        from scipy.special import ndtri
+
+        return ndtri(p)
+    return basic_quantile.lower_normal_quantile(p)
+
+
+@functools.lru_cache(maxsize=3)
+def _near_side_quantile_table(quantile: str = QUANTILE) -> np.ndarray:
+    """Quantile of i / 2^_TABLE_RATE for i in 0 .. 2^(_TABLE_RATE-1): lower half of code points."""
     steps = np.arange((1 << (_TABLE_RATE - 1)) + 1, dtype=np.float64)
-    table = ndtri(np.ldexp(steps, -_TABLE_RATE))
+    table = np.empty(steps.size)
+    table[0] = -np.inf  # 0 is no code point
+    table[1:] = _lower_quantiles(np.ldexp(steps[1:], -_TABLE_RATE), quantile)
     table.setflags(write=False)
     return table
 
 
-def _near_side_quantiles(numerators: np.ndarray, rates: np.ndarray | int) -> np.ndarray:
-    """ndtri(m / 2^r) for odd m <= 2^(r-1): the standard-normal quantile on the near side."""
+def _near_side_quantiles(numerators: np.ndarray, rates: np.ndarray | int, quantile: str) -> np.ndarray:
+    """Quantile of m / 2^r for odd m <= 2^(r-1): the standard-normal quantile on the near side."""
     rates = np.broadcast_to(np.asarray(rates, dtype=np.int64), numerators.shape)
     values = np.empty(numerators.shape, dtype=np.float64)
     small = rates <= _TABLE_RATE
     if np.any(small):
-        values[small] = _near_side_quantile_table()[numerators[small] << (_TABLE_RATE - rates[small])]
+        table = _near_side_quantile_table(quantile)
+        values[small] = table[numerators[small] << (_TABLE_RATE - rates[small])]
     if not np.all(small):
         big = ~small
-        values[big] = ndtri(np.ldexp(numerators[big].astype(np.float64), -rates[big]))
+        values[big] = _lower_quantiles(np.ldexp(numerators[big].astype(np.float64), -rates[big]), quantile)
     return values
 
 
-def _exact_standard_quantiles(symbols: np.ndarray) -> np.ndarray:
+def _exact_standard_quantiles(symbols: np.ndarray, quantile: str) -> np.ndarray:
     rates = symbol_rates(symbols)
     half = np.int64(1) << (rates - 1)
     numerators = 2 * (symbols - half) + 1
     upper = numerators > half
     near = np.where(upper, (np.int64(1) << rates) - numerators, numerators)
-    signed = _near_side_quantiles(near, rates)
+    signed = _near_side_quantiles(near, rates, quantile)
     np.negative(signed, out=signed, where=upper)
     return signed
 
 
-@functools.lru_cache(maxsize=1)
-def _short_symbol_quantiles() -> np.ndarray:
+@functools.lru_cache(maxsize=3)
+def _short_symbol_quantiles(quantile: str = QUANTILE) -> np.ndarray:
     """Quantiles of every symbol below 2^16 (rates up to 16), so decoding is one gather."""
-    table = np.concatenate(([np.nan], _exact_standard_quantiles(np.arange(1, 1 << 16, dtype=np.int64))))
+    short = _exact_standard_quantiles(np.arange(1, 1 << 16, dtype=np.int64), quantile)
+    table = np.concatenate(([np.nan], short))
     table.setflags(write=False)
     return table
 
 
-def standard_quantiles(symbols: np.ndarray) -> np.ndarray:
-    """Standard-normal quantile of each symbol's code point, symmetric by construction.
+def standard_quantiles(symbols: np.ndarray, quantile: str = QUANTILE) -> np.ndarray:
+    """Standard quantile of each symbol's code point, symmetric by construction.
 
     Computing the upper half as the negated lower half keeps the tails exact: 1 - xi would
-    lose the low bits that xi holds near 1.
+    lose the low bits that xi holds near 1.  ``quantile`` names the function (QUANTILES).
     """
     symbols = np.asarray(symbols, dtype=np.int64)
-    table = _short_symbol_quantiles()
+    table = _short_symbol_quantiles(quantile)
     short = symbols < table.size
     if short.all():
         return table[symbols]
     values = np.empty(symbols.shape, dtype=np.float64)
     values[short] = table[symbols[short]]
-    values[~short] = _exact_standard_quantiles(symbols[~short])
+    values[~short] = _exact_standard_quantiles(symbols[~short], quantile)
     return values
 
 
-def code_point_values(symbols: np.ndarray, prior: GaussianPrior) -> np.ndarray:
-    """Reconstructed latent F^-1(xi) for each symbol: the value that pack chose and unpack returns."""
-    return prior.loc + prior.scale * standard_quantiles(symbols)
+def code_point_values(symbols: np.ndarray, prior: Prior, quantile: str | None = None) -> np.ndarray:
+    """Reconstructed latent F^-1(xi) for each symbol: the value that pack chose and unpack returns.
+
+    ``quantile`` overrides the prior's own quantile function (version-1 archives name ndtri).
+    """
+    return prior.loc + prior.scale * standard_quantiles(symbols, quantile or prior.quantile)
+
+
+def checked_max_rate(value, what: str = "max rate") -> int:
+    """``value`` as an int in 1..MAX_RATE, or one BayesCompressError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_RATE:
+        raise BayesCompressError(f"{what} must be an integer between 1 and {MAX_RATE}, got {value!r}")
+    return int(value)
 
 
 def choose_code_points(
     means: np.ndarray,
     stds: np.ndarray,
     lam: float,
-    prior: GaussianPrior,
+    prior: Prior,
     max_rate: int = MAX_RATE,
     progress=None,
 ) -> np.ndarray:
@@ -166,8 +226,7 @@ def choose_code_points(
     """
     if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
         raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
-    if not 1 <= int(max_rate) <= MAX_RATE:
-        raise BayesCompressError(f"max rate must be between 1 and {MAX_RATE}, got {max_rate}")
+    max_rate = checked_max_rate(max_rate)
     means = np.asarray(means, dtype=np.float64).ravel()
     stds = np.asarray(stds, dtype=np.float64).ravel()
     symbols = np.empty(means.size, dtype=np.int64)
@@ -182,18 +241,26 @@ def choose_code_points(
 
 
 def _choose_block(
-    means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior, max_rate: int
+    means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior, max_rate: int
+) -> np.ndarray:
+    with np.errstate(over="ignore"):  # extreme finite means or stds give infinite losses, compared as such
+        return _search_block(means, stds, lam, prior, max_rate)
+
+
+def _search_block(
+    means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior, max_rate: int
 ) -> np.ndarray:
     standardized = (means - prior.loc) / prior.scale
     upper = standardized > 0
-    near_mass = ndtr(-np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
-    penalty = 2.0 * lam * np.square(stds)  # eq. 9: 2 lambda sigma^2 per bit
+    near_mass = prior.near_mass(np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
+    # eq. 9: 2 lambda sigma^2 per bit (lambda 0 means no penalty, even where sigma^2 overflows)
+    penalty = 2.0 * lam * np.square(stds) if lam > 0 else np.zeros(stds.shape)
 
-    median = prior.loc + prior.scale * _near_side_quantile_table()[1 << (_TABLE_RATE - 1)]
+    median = prior.loc + prior.scale * 0.0  # the quantile of 1/2 in every quantile function
     best_loss = np.square(median - means) + penalty * 1
     best_symbol = np.ones(means.size, dtype=np.int64)
     active = np.flatnonzero(best_loss > penalty * 2)
-    table = _near_side_quantile_table()
+    table = _near_side_quantile_table(prior.quantile)
 
     for rate in range(2, max_rate + 1):
         if active.size == 0:
@@ -201,13 +268,16 @@ def _choose_block(
         scaled = np.ldexp(near_mass[active], rate)
         floor = np.floor(scaled)
         lower_grid = floor.astype(np.int64)
-        odd = lower_grid | 1  # the grid point of exactly this rate next to F(mu)
-        # F(mu) exactly on an even grid point > 0 was met at a lower rate; 0 is no code point
-        fresh = ~((scaled == floor) & ((lower_grid & 1) == 0) & (lower_grid > 0))
+        half = np.int64(1) << (rate - 1)
+        # the grid point of exactly this rate next to F(mu); a mass that rounded to 1/2 (a mean
+        # within an ulp of the median but not on it) takes the one on its own side of the median
+        odd = np.minimum(lower_grid | 1, half - 1)
+        # F(mu) exactly on an even grid point in (0, 1/2) was met at a lower rate; 0 is no code point
+        fresh = ~((scaled == floor) & ((lower_grid & 1) == 0) & (lower_grid > 0) & (lower_grid < half))
         if rate <= _TABLE_RATE:
             quantile = table[odd << (_TABLE_RATE - rate)]
         else:
-            quantile = ndtri(np.ldexp(odd.astype(np.float64), -rate))
+            quantile = _lower_quantiles(np.ldexp(odd.astype(np.float64), -rate), prior.quantile)
         is_upper = upper[active]
         quantile = np.where(is_upper, -quantile, quantile)
         values = prior.loc + prior.scale * quantile
@@ -223,59 +293,138 @@ def _choose_block(
 
 
 def rate_distortion_loss(
-    symbols: np.ndarray, means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior
+    symbols: np.ndarray, means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior
 ) -> np.ndarray:
     """Eq. 9 evaluated at given symbols, with the same float operations Algorithm 1 uses."""
     values = code_point_values(symbols, prior)
     return np.square(values - means) + (2.0 * lam * np.square(stds)) * symbol_rates(symbols)
 
 
-class VBQQuantizer:
+def empirical_prior(means: np.ndarray, kind: str) -> Prior:
+    """The tensor's prior of family ``kind``: t2 (Student-t fit), rms or fit (Gaussians)."""
+    if kind == "t2":
+        return StudentT2Prior.empirical(means)
+    return GaussianPrior.empirical(means, fit_loc=kind == "fit")
+
+
+def prior_and_symbols(
+    means: np.ndarray, stds: np.ndarray, lam: float, kind: str, max_rate: int = MAX_RATE
+) -> tuple[Prior, np.ndarray]:
+    """The prior (of family ``kind``, or for ``auto`` the cheaper of t2 and rms) and Algorithm 1's symbols.
+
+    ``auto`` compares eq. 9 summed over the tensor, each latent's term divided by 2 lambda
+    sigma^2, with the symbols' empirical code lengths in place of the rates: the bits the file
+    will spend plus the distortion priced at lambda's exchange rate.  At lambda 0 the smaller
+    distortion wins.  A tensor with a mean beyond the Gaussian's outermost code point gets t2
+    (the Gaussian would clip it); above _CHOICE_SAMPLE latents the costs are compared on an
+    evenly strided sample, and Algorithm 1 then runs once, with the winner.
+    """
+    if kind != "auto":
+        prior = empirical_prior(means, kind)
+        return prior, choose_code_points(means, stds, lam, prior, max_rate)
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    candidates = (empirical_prior(means, "t2"), empirical_prior(means, "rms"))
+    gaussian = candidates[1]
+    reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
+    if means.size and float(np.max(np.abs(means - gaussian.loc))) > reach - gaussian.loc:
+        return candidates[0], choose_code_points(means, stds, lam, candidates[0], max_rate)
+    step = max(1, means.size // _CHOICE_SAMPLE)
+    sample_means, sample_stds = means[::step], stds[::step]
+    costs = []
+    for prior in candidates:
+        symbols = choose_code_points(sample_means, sample_stds, lam, prior, max_rate)
+        values = code_point_values(symbols, prior)
+        costs.append((_tensor_cost(symbols, values, sample_means, sample_stds, lam), symbols))
+    winner = 0 if costs[0][0] <= costs[1][0] else 1
+    if step == 1:
+        return candidates[winner], costs[winner][1]
+    return candidates[winner], choose_code_points(means, stds, lam, candidates[winner], max_rate)
+
+
+def _tensor_cost(symbols, values, means, stds, lam: float) -> tuple[float, float]:
+    """(bits + distortion / (2 lambda), 0) or, at lambda 0, (distortion, bits); compared as tuples."""
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    _, counts = np.unique(symbols, return_counts=True)
+    bits = float(-np.sum(counts * np.log2(counts / symbols.size)))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        distortion = float(np.sum(np.square((values - means) / stds)))
+    if not math.isfinite(distortion):
+        distortion = math.inf
+    if lam == 0:
+        return distortion, bits
+    return bits + distortion / (2.0 * lam), 0.0
+
+
+def prior_params(prior: Prior) -> dict:
+    """The tensor header's parameters of a prior: loc and scale as exact floats, and a t2's family."""
+    params = {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)}
+    return params | {"family": prior.family} if isinstance(prior, StudentT2Prior) else params
+
+
+def prior_from_params(params: dict) -> Prior:
+    """The prior a tensor header describes (no family: the Gaussian of every archive before t2)."""
+    family = params.get("family", "normal")
+    if family not in ("normal", "t2"):
+        raise BayesCompressError(f"archive header: unknown prior family {family!r}")
+    loc = parse_exact_float(params.get("loc"), "prior loc")
+    scale = parse_exact_float(params.get("scale"), "prior scale")
+    if not scale > 0:
+        raise BayesCompressError("archive header: prior scale must be > 0")
+    return StudentT2Prior(loc, scale) if family == "t2" else GaussianPrior(loc, scale)
+
+
+class VBQQuantizer(Quantizer):
     """VBQ behind the common quantizer interface: one empirical prior per tensor, one lambda.
 
-    >>> q = VBQQuantizer(lam=0.5)
+    >>> q = VBQQuantizer(lam=0.5, prior="rms")
     >>> out = q.quantize(np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.1, 0.01]))
     >>> VBQQuantizer.dequantize(out.symbols, out.params, q.config()).round(3).tolist()
     [0.0, 0.871, -1.981]
     """
 
     name = "vbq"
+    about = "Variational Bayesian Quantization (the paper's Algorithm 1)"
+    knob = Option("lam", None, "rate penalty: larger means smaller files", finite_number_at_least_zero,
+                  flag="--lambda")
+    options = (
+        Option("max_rate", MAX_RATE, f"longest code point in bits (1..{MAX_RATE})", whole_number),
+        Option("prior", "auto", "empirical prior per tensor: t2 = Student-t(2) fitted to the means "
+               "(reaches every weight); rms = N(0, RMS of means) as in the paper; fit = N(mean, std); "
+               "auto = whichever of t2 and rms costs fewer bits at lambda's price of distortion",
+               str, choices=PRIORS),
+    )
 
-    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "rms"):
-        if prior not in ("rms", "fit"):
-            raise BayesCompressError(f"prior must be 'rms' or 'fit', got {prior!r}")
+    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "auto"):
+        if prior not in PRIORS:
+            raise BayesCompressError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
             raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
-        if not 1 <= int(max_rate) <= MAX_RATE:
-            raise BayesCompressError(f"max rate must be between 1 and {MAX_RATE}, got {max_rate}")
         self.lam = float(lam)
-        self.max_rate = int(max_rate)
+        self.max_rate = checked_max_rate(max_rate)
         self.prior = prior
 
     def config(self) -> dict:
-        from .quantizers import exact_float
+        return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior,
+                "quantile": QUANTILE}
 
-        return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior}
-
-    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None):
-        from .quantizers import QuantizedTensor, exact_float
-
-        prior = GaussianPrior.empirical(means, fit_loc=self.prior == "fit")
-        symbols = choose_code_points(means, stds, self.lam, prior, self.max_rate, progress)
-        return QuantizedTensor(symbols, {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)})
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
+        prior, symbols = prior_and_symbols(means, stds, self.lam, self.prior, self.max_rate)
+        if progress is not None:
+            progress.update(symbols.size)
+        return QuantizedTensor(symbols, prior_params(prior))
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
-        from .quantizers import parse_exact_float
-
-        prior = GaussianPrior(
-            parse_exact_float(params.get("loc"), "prior loc"),
-            parse_exact_float(params.get("scale"), "prior scale"),
-        )
-        if not prior.scale > 0:
-            raise BayesCompressError("archive header: prior scale must be > 0")
+        prior = prior_from_params(params)
         symbols = np.asarray(symbols, dtype=np.int64)
-        max_rate = int(config.get("max_rate", MAX_RATE))
-        if symbols.size and (symbols.min() < 1 or symbols.max() >= (1 << min(max_rate, MAX_RATE))):
+        max_rate = checked_max_rate(config.get("max_rate", MAX_RATE), "archive header: VBQ max rate")
+        quantile = config.get("quantile", LEGACY_QUANTILE)
+        if quantile not in QUANTILES:
+            raise BayesCompressError(f"archive header: unknown quantile function {quantile!r}")
+        if isinstance(prior, StudentT2Prior) and quantile != QUANTILE:
+            raise BayesCompressError("archive header: a t2 prior in an archive of the first version")
+        if symbols.size and (symbols.min() < 1 or symbols.max() >= (1 << max_rate)):
             raise BayesCompressError("archive holds a VBQ symbol outside the code point range")
-        return code_point_values(symbols, prior)
+        return code_point_values(symbols, prior, quantile if isinstance(prior, GaussianPrior) else None)

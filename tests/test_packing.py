@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bayescompress.archive import decode_archive, encode_archive
+from bayescompress.archive import FORMAT_VERSION, MAGIC, READABLE_VERSIONS, decode_archive, encode_archive
 from bayescompress.errors import BayesCompressError
 from bayescompress.packing import archive_info, pack, unpack
-from bayescompress.vbq import GaussianPrior, VBQQuantizer, choose_code_points, code_point_values
+from bayescompress.vbq import VBQQuantizer, code_point_values, prior_and_symbols
 
 from .conftest import make_posterior
 
@@ -23,8 +24,7 @@ def test_unpack_returns_exactly_the_values_pack_chose(tmp_path, posterior):
     result = pack(posterior, tmp_path / "a.bcz", lam=0.5)
     unpacked = unpack(tmp_path / "a.bcz")
     for name, tensor in posterior.tensors.items():
-        prior = GaussianPrior.empirical(tensor.mean)
-        symbols = choose_code_points(tensor.mean, tensor.std, 0.5, prior)
+        prior, symbols = prior_and_symbols(tensor.mean, tensor.std, 0.5, "auto")
         expected = code_point_values(symbols, prior).astype(tensor.mean.dtype).reshape(tensor.shape)
         assert unpacked.tensors[name].dtype == tensor.mean.dtype
         assert unpacked.tensors[name].tobytes() == expected.tobytes()
@@ -138,8 +138,25 @@ def test_archives_of_every_format_version_decode_to_their_recorded_values(fixtur
         assert zlib.crc32(values.tobytes()) == zlib.crc32(expected[name].tobytes())
 
 
-def test_fixture_archives_exist_for_the_current_version():
-    assert (FIXTURES / "v1-vbq.bcz").exists()
+def test_fixture_archives_exist_for_every_version_up_to_the_current_one():
+    from bayescompress.archive import FORMAT_VERSION, READABLE_VERSIONS
+
+    for version in READABLE_VERSIONS:
+        assert (FIXTURES / f"v{version}-vbq.bcz").exists(), version
+    assert max(READABLE_VERSIONS) == FORMAT_VERSION
+
+
+def test_every_readable_format_version_has_fixture_archives_that_carry_that_version():
+    """A version bump without fixture archives of the new version (vN-*.bcz + .npz) fails here."""
+    assert FORMAT_VERSION in READABLE_VERSIONS
+    for version in READABLE_VERSIONS:
+        fixtures = sorted(FIXTURES.glob(f"v{version}-*.bcz"))
+        assert fixtures, f"no fixture archive of format version {version} in {FIXTURES}"
+        for fixture in fixtures:
+            assert struct.unpack_from("<H", fixture.read_bytes(), len(MAGIC))[0] == version, fixture.name
+            assert fixture.with_suffix(".npz").exists(), fixture.name
+    named = {int(path.name[1:].split("-")[0]) for path in FIXTURES.glob("v*.bcz")}
+    assert named <= set(READABLE_VERSIONS)
 
 
 @pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])

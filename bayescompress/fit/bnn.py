@@ -13,14 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BayesCompressError
 from ..files import check_output_path
-from ..posterior import Posterior
-from .mlp import MLP, network_from_arrays
-from .model_spec import ACTIVATIONS, TASKS, mlp_spec
-from .pyro_store import autonormal_posterior, param_store_from_state
-from .tabular import (
+from ..networks.metrics import network_metrics
+from ..networks.mlp import MLP, network_from_arrays
+from ..networks.model_spec import ACTIVATIONS, TASKS, mlp_spec
+from ..networks.tabular import (
     BUILTIN_DATASETS,
     Table,
     class_indices,
@@ -29,6 +28,8 @@ from .tabular import (
     regression_targets,
     split_rows,
 )
+from ..posterior import Posterior
+from .pyro_store import autonormal_posterior, param_store_from_state
 
 # Guide scales start well below the weights' spread (about 1/sqrt(fan-in)), so SVI first finds
 # useful means and then widens the scales, instead of starting from noise that drowns the signal.
@@ -66,11 +67,12 @@ def make_bayesian(network: nn.Module, prior_std: float) -> nn.Module:
     return network
 
 
-def likelihood_model(network: MLP, task: str, n_rows: int):
+def likelihood_model(network: MLP, task: str, n_rows: int, noise_std: float | None = None):
     """The Pyro model: the Bayesian network's outputs feed a categorical or Gaussian likelihood.
 
     A minibatch stands for all ``n_rows`` training rows (the plate scales its log-likelihood).
-    Regression learns the noise std as a point estimate, in units of the standardized target.
+    Regression learns the noise std as a point estimate, in units of the standardized target,
+    unless ``noise_std`` gives it (a known-noise likelihood).
     """
     import pyro
     import pyro.distributions as dist
@@ -79,8 +81,8 @@ def likelihood_model(network: MLP, task: str, n_rows: int):
     def model(features: torch.Tensor, targets: torch.Tensor | None = None):
         outputs = network(features)
         if task == "regression":
-            noise = pyro.param(NOISE_PARAM, torch.tensor(1.0, device=features.device),
-                               constraint=constraints.positive)
+            noise = noise_std if noise_std is not None else pyro.param(
+                NOISE_PARAM, torch.tensor(1.0, device=features.device), constraint=constraints.positive)
             observations = dist.Normal(outputs, noise * network.target_std)
         else:
             observations = dist.Categorical(logits=outputs)
@@ -138,8 +140,6 @@ def fit_bnn(
     from pyro.infer.autoguide import AutoNormal
     from pyro.infer.autoguide.initialization import init_to_value
     from tqdm.auto import tqdm
-
-    from ..evaluate.bnn import network_metrics
 
     _check_settings(task, activation, hidden, steps, lr, batch, prior_std)
     inputs = () if str(data) in BUILTIN_DATASETS else (data,)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BayesCompressError
+from ..limits import MAX_DIMS, MAX_TENSORS
 from ..posterior import Posterior, TensorPosterior
 
 CONSTRAINT_MODULES = ("torch.distributions.constraints", "pyro.distributions.constraints")
@@ -25,6 +26,11 @@ REAL = "torch.distributions.constraints._Real"
 SOFTPLUS_POSITIVE = "pyro.distributions.constraints._SoftplusPositive"
 GREATER_THAN = ("torch.distributions.constraints._GreaterThan",
                 "torch.distributions.constraints._GreaterThanEq")
+
+
+# what torch's zip and pickle readers raise on a damaged or crafted file
+_BROKEN_FILE = (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, TypeError, KeyError,
+                AttributeError, IndexError, RecursionError, OverflowError, UnicodeDecodeError)
 
 
 class ConstraintRecord:
@@ -66,8 +72,8 @@ def read_param_store(path: str | os.PathLike) -> ParamStore:
         )
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(source)
-    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise BayesCompressError(f"{source}: not a readable PyTorch file") from exc
+    except (*_BROKEN_FILE, pickle.UnpicklingError) as exc:
+        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from None
     records = []
     for qualified in unsafe:
         module, _, name = qualified.rpartition(".")
@@ -82,8 +88,8 @@ def read_param_store(path: str | os.PathLike) -> ParamStore:
     except pickle.UnpicklingError as exc:
         raise BayesCompressError(f"{source}: holds pickled objects other than tensors and constraints; "
                                  "refusing to load it") from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from exc
+    except _BROKEN_FILE as exc:
+        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from None
     return param_store_from_state(state, source)
 
 
@@ -94,17 +100,51 @@ def param_store_from_state(state, source: str = "param store") -> ParamStore:
     if not isinstance(state, dict) or set(state) != {"params", "constraints"}:
         raise BayesCompressError(f"{source}: not a Pyro param store (expected the keys 'params' and "
                                  "'constraints' that pyro.get_param_store().save writes)")
+    if not isinstance(state["params"], dict) or not isinstance(state["constraints"], dict):
+        raise BayesCompressError(f"{source}: not a Pyro param store ('params', 'constraints' must be dicts)")
+    if len(state["params"]) > MAX_TENSORS:
+        raise BayesCompressError(f"{source}: holds more than {MAX_TENSORS} parameters")
     params, constraints, constraint_state = {}, {}, {}
     for name, value in state["params"].items():
         if not isinstance(name, str) or not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise BayesCompressError(f"{source}: parameter {name!r} is not a float tensor")
-        params[name] = value.detach().cpu().numpy()
+            raise BayesCompressError(f"{source}: parameter {_shown(name)} is not a float tensor")
+        params[name] = _tensor_values(value, name, source)
         constraint = state["constraints"].get(name)
         if constraint is None:
             raise BayesCompressError(f"{source}: parameter {name!r} has no constraint")
         constraints[name] = constraint_name(constraint)
-        constraint_state[name] = dict(getattr(constraint, "state", None) or vars(constraint))
+        if isinstance(constraint, ConstraintRecord):
+            constraint_state[name] = dict(getattr(constraint, "state", None) or {})
+        else:  # a live constraint object, or something inert that is no constraint at all
+            constraint_state[name] = dict(getattr(constraint, "__dict__", None) or {})
     return ParamStore(params, constraints, constraint_state)
+
+
+_READABLE_DTYPES = ("torch.float16", "torch.float32", "torch.float64")
+
+
+def _shown(name) -> str:
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tensor_values(value, name: str, source: str) -> np.ndarray:
+    """A dense float16/32/64 tensor as numpy; never more elements than its stored bytes hold."""
+    import torch
+
+    where = f"{source}: parameter {_shown(name)}"
+    if value.layout != torch.strided:
+        raise BayesCompressError(f"{where} is a {value.layout} tensor; only dense tensors are read")
+    if str(value.dtype) not in _READABLE_DTYPES:
+        raise BayesCompressError(f"{where} has dtype {value.dtype}; only float16, float32, float64 are read")
+    if value.dim() > MAX_DIMS:
+        raise BayesCompressError(f"{where} has more than {MAX_DIMS} dimensions")
+    stored = value.untyped_storage().nbytes()
+    repeated = any(stride == 0 and size > 1 for size, stride in zip(value.shape, value.stride(), strict=True))
+    if value.numel() * value.element_size() > stored or repeated:
+        raise BayesCompressError(f"{where} declares more elements than its stored bytes hold "
+                                 "(overlapping or zero strides)")
+    return value.detach().cpu().numpy()
 
 
 def guide_prefixes(names) -> dict[str, list[str]]:
@@ -174,29 +214,99 @@ def constrained_scale(store: ParamStore, name: str, source: str) -> np.ndarray:
     unconstrained = store.params[name].astype(np.float64)
     kind = store.constraints[name]
     if kind == SOFTPLUS_POSITIVE:  # AutoNormal's scale_constraint since Pyro 1.5
-        scale = np.logaddexp(0.0, unconstrained)
+        with np.errstate(over="ignore"):
+            scale = np.logaddexp(0.0, unconstrained)
     elif kind in GREATER_THAN:  # constraints.positive: exp, shifted by the lower bound
-        lower = float(store.constraint_state.get(name, {}).get("lower_bound", 0.0))
-        scale = np.exp(unconstrained) + lower
+        lower = store.constraint_state.get(name, {}).get("lower_bound", 0.0)
+        if isinstance(lower, bool) or not isinstance(lower, (int, float)):
+            raise BayesCompressError(f"{source}: {name} has a lower bound that is not a number")
+        with np.errstate(over="ignore"):  # overflows to inf, which validation then names
+            scale = np.exp(unconstrained) + float(lower)
     else:
         raise BayesCompressError(f"{source}: {name} has constraint {kind}, which is not a positive scale")
-    return scale.astype(store.params[name].dtype)
+    with np.errstate(over="ignore"):
+        return scale.astype(store.params[name].dtype)
 
 
-def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str | None = None) -> Posterior:
+def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str | None = None,
+                layer_names: list[str] | None = None) -> Posterior:
     """A posterior file's content from a saved param store; with a model spec it is a network.
 
+    ``layer_names`` are the user's module names of the spec's layers in order (``fc1,fc2``): site
+    ``fc1.weight`` becomes ``layers.0.weight``.  An AutoDiagonalNormal guide (one flat ``loc`` and
+    ``scale``) needs the spec: its vector is cut into the spec's tensors in layer order, each
+    layer's weight then bias, the order in which a PyroModule's linear layers sample them.
     Parameters the guide does not own (point estimates such as a noise scale) are left out and
     listed in the metadata under ``pyro_params_left_out``.
     """
-    from .model_spec import check_tensors_match_spec, validate_model_spec
+    from ..networks.model_spec import check_tensors_match_spec, validate_model_spec
 
     source = str(path)
-    posterior, ignored = autonormal_posterior(read_param_store(path), source, prefix)
-    posterior.metadata |= {"imported_from": Path(path).name, "pyro_params_left_out": ignored}
+    store = read_param_store(path)
     if spec is not None:
         spec = validate_model_spec(spec, source)
+    if layer_names is not None and (spec is None or len(layer_names) != len(spec["layers"])):
+        raise BayesCompressError(f"{source}: --layers needs a --spec with as many layers as names given")
+    if not guide_prefixes(store.params) and _diagonal_prefixes(store.params):
+        posterior, ignored = autodiagonal_posterior(store, source, spec, prefix)  # named as in the spec
+    else:
+        posterior, ignored = autonormal_posterior(store, source, prefix)
+        if layer_names is not None:
+            posterior.tensors = _renamed_to_spec(posterior.tensors, layer_names, source)
+    posterior.metadata |= {"imported_from": Path(path).name, "pyro_params_left_out": ignored}
+    if spec is not None:
         check_tensors_match_spec(spec, {n: t.shape for n, t in posterior.tensors.items()}, source)
         posterior.kind, posterior.model_spec = "network", spec
     posterior.validate(source)
     return posterior
+
+
+def _renamed_to_spec(tensors: dict, layer_names: list[str], source: str) -> dict:
+    renames = {f"{user}.{part}": f"layers.{index}.{part}"
+               for index, user in enumerate(layer_names) for part in ("weight", "bias")}
+    unknown = sorted(set(tensors) - set(renames))
+    if unknown:
+        raise BayesCompressError(f"{source}: site {unknown[0]!r} belongs to none of the layers "
+                                 f"{', '.join(layer_names)}")
+    return {renames[name]: tensor for name, tensor in tensors.items()}
+
+
+def _diagonal_prefixes(names) -> list[str]:
+    return [name[:-len("loc")] for name in names
+            if name.endswith("loc") and (name == "loc" or name.endswith(".loc"))
+            and name[:-len("loc")] + "scale" in names]
+
+
+def autodiagonal_posterior(store: ParamStore, source: str, spec: dict | None,
+                           prefix: str | None = None) -> tuple[Posterior, list[str]]:
+    """Posterior of an AutoDiagonalNormal guide: its flat loc and scale cut into the spec's tensors."""
+    from ..networks.model_spec import spec_tensor_shapes
+
+    prefixes = _diagonal_prefixes(store.params)
+    if prefix is not None:
+        prefix = prefix if prefix == "" or prefix.endswith(".") else prefix + "."
+    if prefix is None and len(prefixes) == 1:
+        prefix = prefixes[0]
+    if prefix not in prefixes:
+        raise BayesCompressError(f"{source}: pick the AutoDiagonalNormal guide with --guide "
+                                 f"(guides: {', '.join(repr(p) for p in prefixes)})")
+    if spec is None:
+        raise BayesCompressError(f"{source}: an AutoDiagonalNormal guide stores one flat vector; "
+                                 "give --spec so that it can be cut into the network's tensors")
+    loc_name, scale_name = f"{prefix}loc", f"{prefix}scale"
+    if store.constraints[loc_name] != REAL:
+        raise BayesCompressError(f"{source}: {loc_name} has constraint {store.constraints[loc_name]}, "
+                                 "expected real")
+    loc, scale = store.params[loc_name], constrained_scale(store, scale_name, source)
+    shapes = spec_tensor_shapes(spec)
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes.values()]
+    if loc.ndim != 1 or loc.shape != scale.shape or loc.size != sum(sizes):
+        raise BayesCompressError(f"{source}: the guide holds {loc.size} latents but the spec's tensors "
+                                 f"{sum(sizes)}")
+    tensors, offset = {}, 0
+    for (name, shape), size in zip(shapes.items(), sizes, strict=True):
+        tensors[name] = TensorPosterior(loc[offset:offset + size].reshape(shape),
+                                        scale[offset:offset + size].reshape(shape))
+        offset += size
+    ignored = sorted(set(store.params) - {loc_name, scale_name})
+    return Posterior(tensors), ignored
