@@ -8,9 +8,9 @@ Run on the busy 2-core machine to see what a default of two threads would cost t
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 
+from csv_rows import append_row  # benchmarks/csv_rows.py, beside this script
 from gensim.test.utils import datapath
 
 from bayescompress.fit.corpus import CorpusOptions, count_corpus
@@ -35,12 +35,7 @@ def main() -> None:
                "ms_per_step": round(1000 * fit.seconds / args.steps, 1),
                "load_average_1min": os.getloadavg()[0]}
         print(row, flush=True)
-        exists = os.path.exists(args.csv)
-        with open(args.csv, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(args.csv, row)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ Each setting is ``name:key=value,key=value`` (SkipGramSettings fields); rows are
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import os
 import time
 
 import torch
+from csv_rows import append_row  # benchmarks/csv_rows.py, beside this script
 from gensim.test.utils import datapath
 from machine import describe_machine  # benchmarks/machine.py, beside this script
 
@@ -74,12 +74,7 @@ def main() -> None:
                "share_at_initial_std": stds.share_at_initial_std, "load_average_1min": os.getloadavg()[0],
                "machine": machine}
         print(row, flush=True)
-        exists = os.path.exists(args.csv)
-        with open(args.csv, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(args.csv, row)
 
 
 if __name__ == "__main__":
