@@ -370,6 +370,6 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
     def config(self) -> dict:
         return super().config() | {"std": exact_float(self.std)}
 
-    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
+    def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
         means = np.asarray(means)
-        return super().quantize(means, np.full(means.shape, self.std), progress)
+        return super().quantize_block(means, np.full(means.shape, self.std), params, progress)

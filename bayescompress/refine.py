@@ -168,6 +168,7 @@ class RefinedVBQQuantizer(VBQQuantizer):
     """
 
     name = "vbq-refined"
+    blockwise = False  # the code lengths come from the whole tensor's symbols
 
     def __init__(self, lam: float, passes: int = 2, max_rate: int = MAX_RATE, prior: str = "rms"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)

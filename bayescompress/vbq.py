@@ -23,6 +23,7 @@ from .errors import BayesCompressError
 MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
+PRIOR_BLOCK = 1 << 16  # latents per partial sum of the empirical prior (see from_blocks)
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,49 @@ class GaussianPrior:
         >>> GaussianPrior.empirical(np.array([3.0, -4.0]))
         GaussianPrior(loc=0.0, scale=3.5355339059327378)
         """
-        values = np.asarray(means, dtype=np.float64).ravel()
-        loc = float(values.mean()) if fit_loc else 0.0
-        centred = values - loc if fit_loc else values
-        peak = max(abs(float(centred.min())), abs(float(centred.max()))) if centred.size else 0.0
-        if peak == 0.0 or not math.isfinite(peak):
-            return cls(loc + 0.0, 1.0)
-        if 1e-150 < peak < 1e150:  # the sum of squares can neither overflow nor underflow
-            scale = math.sqrt(float(np.dot(centred, centred)) / centred.size)
-        else:
-            rescaled = centred / peak
-            scale = peak * math.sqrt(float(np.dot(rescaled, rescaled)) / centred.size)
-        return cls(loc + 0.0, scale)
+        return cls.from_blocks(lambda: iter((means,)), fit_loc)
+
+    @classmethod
+    def from_blocks(cls, blocks, fit_loc: bool = False) -> GaussianPrior:
+        """``empirical`` of a tensor read piece by piece: ``blocks()`` yields its means in order.
+
+        Sums are taken per PRIOR_BLOCK latents and added exactly (math.fsum), so the prior is the
+        same however the tensor is cut, as long as every piece but the last is a whole number of
+        PRIOR_BLOCKs.  ``blocks`` is called once more per pass (two when fitting the loc).
+        """
+        loc = 0.0
+        if fit_loc:
+            sums, n = [], 0
+            for part in _prior_blocks(blocks):
+                sums.append(float(np.sum(part)))
+                n += part.size
+            loc = math.fsum(sums) / n if n else 0.0
+        squares, peak, n = [], 0.0, 0
+        for part in _prior_blocks(blocks):
+            centred = part - loc if fit_loc else part
+            peak = max(peak, float(np.max(np.abs(centred))))
+            squares.append(float(np.dot(centred, centred)))
+            n += part.size
+        if peak == 0.0 or not math.isfinite(peak) or not math.isfinite(loc):
+            return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0)
+        if 1e-150 < peak < 1e150:  # the sums of squares can neither overflow nor underflow
+            return cls(loc + 0.0, math.sqrt(math.fsum(squares) / n))
+        rescaled = []
+        for part in _prior_blocks(blocks):
+            centred = ((part - loc) if fit_loc else part) / peak
+            rescaled.append(float(np.dot(centred, centred)))
+        return cls(loc + 0.0, peak * math.sqrt(math.fsum(rescaled) / n))
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
         return ndtr((np.asarray(values, dtype=np.float64) - self.loc) / self.scale)
+
+
+def _prior_blocks(blocks):
+    """The pieces ``blocks()`` yields, as float64, cut into PRIOR_BLOCK-latent parts."""
+    for block in blocks():
+        block = np.asarray(block, dtype=np.float64).ravel()
+        for start in range(0, block.size, PRIOR_BLOCK):
+            yield block[start:start + PRIOR_BLOCK]
 
 
 def symbol_rates(symbols: np.ndarray) -> np.ndarray:
@@ -257,12 +286,25 @@ class VBQQuantizer:
 
         return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior}
 
-    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None):
-        from .quantizers import QuantizedTensor, exact_float
+    blockwise = True  # quantize_block needs only fit_params' result, not the whole tensor
 
-        prior = GaussianPrior.empirical(means, fit_loc=self.prior == "fit")
-        symbols = choose_code_points(means, stds, self.lam, prior, self.max_rate, progress)
-        return QuantizedTensor(symbols, {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)})
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None):
+        from .quantizers import QuantizedTensor
+
+        params = self.fit_params(lambda: iter((means,)))
+        return QuantizedTensor(self.quantize_block(means, stds, params, progress), params)
+
+    def fit_params(self, mean_blocks) -> dict:
+        """The tensor's empirical prior, from its means read block by block (``mean_blocks()``)."""
+        from .quantizers import exact_float
+
+        prior = GaussianPrior.from_blocks(mean_blocks, fit_loc=self.prior == "fit")
+        return {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)}
+
+    def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
+        """Symbols for a piece of the tensor, given the whole tensor's ``fit_params``."""
+        prior = GaussianPrior(float.fromhex(params["loc"]), float.fromhex(params["scale"]))
+        return choose_code_points(means, stds, self.lam, prior, self.max_rate, progress)
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
