@@ -177,7 +177,11 @@ class FrequencyTable:
     @classmethod
     def fit(cls, symbols: np.ndarray) -> FrequencyTable:
         """Choose the cheapest split into table symbols and escapes for these symbols."""
-        unique, counts = symbol_counts(symbols)
+        return cls.from_counts(*symbol_counts(symbols))
+
+    @classmethod
+    def from_counts(cls, unique: np.ndarray, counts: np.ndarray) -> FrequencyTable:
+        """``fit`` given the distinct symbols (sorted) and their counts."""
         signed = bool(unique.size and unique[0] < 0)
         escaped = _choose_escapes(unique, counts, signed)
         table = cls(unique[~escaped], counts[~escaped], signed)

@@ -14,17 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .archive import read_archive, write_archive
+from .archive import open_archive, read_archive, write_archive
 from .bytecoders import ByteCompressorCoder
 from .coding import RangeCoder, empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
 from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
 from .quantizers import make_quantizer, quantizer_class
+from .segments import SEGMENT_LATENTS, Piece
 from .sidedata import decode_side_data, encode_side_data
+from .streampack import CHUNK_LATENTS, pack_stream
+from .streamunpack import decoded_pieces, estimated_bits, segment_layout
+from .tensorsource import PosteriorSource, from_posterior, open_posterior_source
 
 ARCHIVE_FORMAT = "bayescompress-archive"
 MAX_LATENTS = 1 << 40
+KEEP_VALUES_LATENTS = 1 << 22
 
 
 @dataclass
@@ -80,16 +85,34 @@ def pack(
     tensors: list[str] | None = None,
     overwrite: bool = False,
     show_progress: bool | None = None,
+    streaming: StreamOptions | None = None,
     **options,
 ) -> PackResult:
     """Quantize the posterior's tensors with ``method``, code them with ``coder``, write one archive.
 
-    ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).
+    ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).  With the range
+    coder a posterior file is read piece by piece (``streaming`` sets chunk, workers, segments).
     """
     quantizer = make_quantizer(method, **options)
     symbol_coder = make_coder(coder)
+    if isinstance(symbol_coder, RangeCoder) and not isinstance(source, Posterior):
+        out = check_output_path(out, overwrite=overwrite, inputs=(source,))
+        with open_posterior_source(source, tensors) as posterior:
+            return _pack_segments(posterior, out, quantizer, streaming or StreamOptions(), show_progress)
     _, posterior = posterior_to_pack(source, out, tensors, overwrite)
-    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
+    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress, streaming)
+
+
+@dataclass
+class StreamOptions:
+    """How a range-coded archive is written: latents read at a time, worker threads, segment
+    size (the archive's bytes depend on it alone), and whether PackResult keeps the values
+    (None: when the model has at most KEEP_VALUES_LATENTS latents)."""
+
+    chunk_latents: int = CHUNK_LATENTS
+    workers: int | None = None
+    segment_latents: int = SEGMENT_LATENTS
+    keep_values: bool | None = None
 
 
 def posterior_to_pack(
@@ -122,9 +145,13 @@ def coder_for(spec, source: str):
 
 
 def pack_posterior(
-    posterior: Posterior, out, quantizer, coder=None, show_progress: bool | None = None
+    posterior: Posterior, out, quantizer, coder=None, show_progress: bool | None = None,
+    streaming: StreamOptions | None = None,
 ) -> PackResult:
-    coder = coder if coder is not None else RangeCoder()
+    """Pack a posterior held in memory (already checked by ``posterior_to_pack``)."""
+    if coder is None or isinstance(coder, RangeCoder):
+        return _pack_segments(from_posterior(posterior), out, quantizer, streaming or StreamOptions(),
+                              show_progress)
     entries, values, symbols = [], {}, {}
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         for name, tensor in posterior.tensors.items():
@@ -152,7 +179,7 @@ def pack_posterior(
         "side": side_descriptor,
     }
     sections = {"tables": tables, "side": side, "stream": stream}
-    total = write_archive(out, header, sections)
+    total = write_archive(out, header, sections, version=1)
     return PackResult(
         path=Path(out),
         total_bytes=total,
@@ -164,6 +191,37 @@ def pack_posterior(
         entropy_bits=sum(empirical_entropy_bits(s) for s in symbols.values()),
         values=values,
         symbols=symbols,
+    )
+
+
+def _pack_segments(posterior: PosteriorSource, out, quantizer, options: StreamOptions,
+                   show_progress: bool | None) -> PackResult:
+    """Version-2 archive: segments coded in parallel from a source read piece by piece."""
+    keep = options.keep_values
+    if keep is None:
+        keep = posterior.n_latents <= KEEP_VALUES_LATENTS
+    header = {
+        "format": ARCHIVE_FORMAT,
+        "writer": f"bayescompress {__version__}",
+        "kind": posterior.kind,
+        "method": quantizer.name,
+        "config": quantizer.config(),
+        "coder": RangeCoder().spec(),
+    }
+    with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
+        packed = pack_stream(posterior, out, quantizer, header, workers=options.workers,
+                             chunk_latents=options.chunk_latents, segment_latents=options.segment_latents,
+                             keep_values=keep, progress=bar)
+    return PackResult(
+        path=Path(out),
+        total_bytes=packed.total_bytes,
+        header_bytes=packed.total_bytes - packed.side_bytes - packed.stream_bytes,
+        table_bytes=packed.table_bytes,
+        side_bytes=packed.side_bytes,
+        stream_bytes=packed.stream_bytes,
+        n_latents=posterior.n_latents,
+        entropy_bits=packed.entropy_bits,
+        values=packed.values,
     )
 
 
@@ -205,10 +263,33 @@ def _sections(archive, source: str) -> tuple[bytes, bytes]:
     return archive.sections["tables"], archive.sections["stream"]
 
 
-def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpacked:
-    """Decode an archive into exactly the values pack chose, plus its side data."""
+@dataclass
+class UnpackedStream:
+    """An archive opened for decoding piece by piece: its side data now, its values on demand.
+
+    ``pieces()`` yields (tensor entry, flat start, values) in tensor order; version-1 archives
+    (one stream) hand out each tensor whole.
+    """
+
+    kind: str
+    vocab: Vocabulary | None
+    model_spec: dict | None
+    metadata: dict
+    header: dict
+    entries: list[dict]
+    _pieces: object = field(repr=False)
+
+    def pieces(self, names: set[str] | None = None):
+        wanted = None if names is None else {i for i, e in enumerate(self.entries) if e["name"] in names}
+        for piece, values in self._pieces(wanted):
+            yield self.entries[piece.tensor], piece.start, values
+
+
+def open_unpacked(path: str | os.PathLike, *, workers: int | None = None,
+                  chunk_latents: int = CHUNK_LATENTS) -> UnpackedStream:
+    """Check an archive (every checksum) and get ready to decode it in bounded memory."""
     source = str(path)
-    archive = read_archive(path)
+    archive = open_archive(path)
     header = archive.header
     entries = _tensor_entries(header, source)
     method = header.get("method")
@@ -220,47 +301,93 @@ def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpack
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: archive uses a method this version cannot read ({exc})") from exc
     coder = coder_for(header.get("coder"), source)
-    tables, stream = _sections(archive, source)
+    sizes = _symbol_counts(entries)
+    if archive.version == 1:
+        whole = read_archive(path)
+        tables, stream = _sections(whole, source)
+        side = whole.sections.get("side", b"")
+
+        def pieces(wanted):
+            decoded = _decode_whole(coder, header, tables, stream, sizes, source)
+            for number, (entry, symbols) in enumerate(zip(entries, decoded, strict=True)):
+                if wanted is None or number in wanted:
+                    values = _checked_values(quantizer, symbols, entry, config, source)
+                    yield Piece(number, 0, sizes[number]), values
+    else:
+        if coder is not RangeCoder:
+            raise BayesCompressError(f"{source}: segmented archives are range coded; this one is not")
+        side = archive.read_section("side") if "side" in archive.spans else b""
+        segment_layout(archive, sizes)  # checks the index before anything is decoded
+
+        def pieces(wanted):
+            return decoded_pieces(archive, entries, sizes, quantizer, config, wanted=wanted,
+                                  workers=workers, chunk_latents=chunk_latents)
+    vocab, model_spec, metadata = decode_side_data(side, header.get("side", {"parts": []}), source)
+    kind = header.get("kind") if header.get("kind") in KINDS else "generic"
+    return UnpackedStream(kind, vocab, model_spec, metadata, header, entries, pieces)
+
+
+def _decode_whole(coder, header: dict, tables: bytes, stream: bytes, sizes: list[int], source: str):
     try:
-        decoded = coder.decode(header["coder"], tables, stream, _symbol_counts(entries))
+        return coder.decode(header["coder"], tables, stream, sizes)
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from exc
     except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
         raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
-    tensors = {}
-    for entry, symbols in zip(entries, decoded, strict=True):
-        try:
-            values = quantizer.dequantize(symbols, entry["params"], config)
-        except (KeyError, TypeError) as exc:
-            raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
-        values = values.astype(entry["dtype"]).reshape(entry["shape"])
-        if _values_crc32(values) != entry["values_crc32"]:
-            raise BayesCompressError(
-                f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
-                "chose (different quantile function on this platform?)"
-            )
-        tensors[entry["name"]] = values
-    vocab, model_spec, metadata = decode_side_data(
-        archive.sections.get("side", b""), header.get("side", {"parts": []}), source
-    )
-    kind = header.get("kind") if header.get("kind") in KINDS else "generic"
-    return Unpacked(tensors, kind, vocab, model_spec, metadata, header)
+
+
+def _checked_values(quantizer, symbols: np.ndarray, entry: dict, config: dict, source: str) -> np.ndarray:
+    try:
+        values = quantizer.dequantize(symbols, entry["params"], config)
+    except (KeyError, TypeError) as exc:
+        raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
+    values = values.astype(entry["dtype"])
+    if _values_crc32(values) != entry["values_crc32"]:
+        raise BayesCompressError(
+            f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
+            "chose (different quantile function on this platform?)"
+        )
+    return values
+
+
+def unpack(path: str | os.PathLike, show_progress: bool | None = None, *, workers: int | None = None,
+           chunk_latents: int = CHUNK_LATENTS) -> Unpacked:
+    """Decode an archive into exactly the values pack chose, plus its side data."""
+    stream = open_unpacked(path, workers=workers, chunk_latents=chunk_latents)
+    flat = {e["name"]: np.empty(size, dtype=e["dtype"])
+            for e, size in zip(stream.entries, _symbol_counts(stream.entries), strict=True)}
+    for entry, start, values in stream.pieces():
+        flat[entry["name"]][start:start + values.size] = values
+    tensors = {e["name"]: flat[e["name"]].reshape(e["shape"]) for e in stream.entries}
+    return Unpacked(tensors, stream.kind, stream.vocab, stream.model_spec, stream.metadata, stream.header)
 
 
 def archive_info(path: str | os.PathLike) -> dict:
     """Sizes, rates and tensors of an archive, JSON-ready; checksums are verified on the way."""
     source = str(path)
-    archive = read_archive(path)
-    header = archive.header
+    opened = open_archive(path)
+    header = opened.header
     entries = _tensor_entries(header, source)
     coder = coder_for(header.get("coder"), source)
-    tables, stream = _sections(archive, source)
     counts = _symbol_counts(entries)
-    try:
-        estimates = coder.estimated_bits(tables, counts)
-    except BayesCompressError as exc:
-        raise BayesCompressError(f"{source}: {exc}") from exc
-    side = len(archive.sections.get("side", b""))
+    if opened.version == 1:
+        archive = read_archive(path)
+        tables, stream = _sections(archive, source)
+        table_bytes, stream_bytes, side = len(tables), len(stream), len(archive.sections.get("side", b""))
+        try:
+            estimates = coder.estimated_bits(tables, counts)
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{source}: {exc}") from exc
+    else:
+        for name in opened.spans:
+            opened.verify_section(name)
+        estimates, table_bytes = estimated_bits(opened, counts)
+        start, stop, _ = opened.spans["stream"]
+        stream_bytes = stop - start - table_bytes
+        index_start, index_stop, _ = opened.spans["index"]
+        table_bytes += index_stop - index_start
+        side_span = opened.spans.get("side", (0, 0, 0))
+        side = side_span[1] - side_span[0]
     n_latents = sum(counts)
     tensors = []
     for entry, count, bits in zip(entries, counts, estimates, strict=True):
@@ -272,7 +399,7 @@ def archive_info(path: str | os.PathLike) -> dict:
             "estimated_bits_per_dim": bits / count if count else 0.0,
             "params": entry["params"],
         })
-    total = archive.total_bytes
+    total = opened.total_bytes
     return {
         "path": source,
         "writer": header.get("writer"),
@@ -281,10 +408,10 @@ def archive_info(path: str | os.PathLike) -> dict:
         "config": header.get("config"),
         "coder": header.get("coder"),
         "total_bytes": total,
-        "header_bytes": total - side - len(stream),
-        "table_bytes": len(tables),
+        "header_bytes": total - side - stream_bytes,
+        "table_bytes": table_bytes,
         "side_bytes": side,
-        "stream_bytes": len(stream),
+        "stream_bytes": stream_bytes,
         "n_latents": n_latents,
         "bits_per_dim": 8.0 * total / n_latents if n_latents else 0.0,
         "bits_per_dim_without_side": 8.0 * (total - side) / n_latents if n_latents else 0.0,

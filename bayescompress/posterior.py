@@ -6,6 +6,7 @@ vocabulary and networks their model spec beside them. Layout: docs/posterior-for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -267,6 +268,21 @@ def _tensor_order(group, source: str) -> list[str]:
 
 
 def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None) -> Posterior:
+    source = str(path)
+    with open_tensor_datasets(path, tensors) as (h5, datasets):
+        loaded = {
+            name: TensorPosterior(np.asarray(mean[()]), np.asarray(std[()]))
+            for name, (mean, std) in datasets.items()
+        }
+        kind, vocab, model_spec, metadata = load_side_data(h5, source)
+    post = Posterior(loaded, kind=kind, vocab=vocab, model_spec=model_spec, metadata=metadata)
+    validate_posterior(post, source)
+    return post
+
+
+@contextlib.contextmanager
+def open_tensor_datasets(path: str | os.PathLike, tensors: Iterable[str] | None = None):
+    """The open file and, per wanted tensor in order, its (mean, std) HDF5 datasets, unread."""
     import h5py
 
     source = str(path)
@@ -275,7 +291,7 @@ def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None
         group = h5["tensors"]
         names = _tensor_order(group, source)
         wanted = list(tensors) if tensors is not None else names
-        loaded: dict[str, TensorPosterior] = {}
+        datasets = {}
         for name in wanted:
             if name not in group:
                 raise BayesCompressError(
@@ -284,32 +300,34 @@ def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None
             sub = group[name]
             if not isinstance(sub, h5py.Group) or "mean" not in sub or "std" not in sub:
                 raise BayesCompressError(f"{source}: tensor {name!r} needs 'mean' and 'std' datasets")
-            arrays = []
+            pair = []
             for label in ("mean", "std"):
                 dataset = sub[label]
                 if not isinstance(dataset, h5py.Dataset) or dataset.dtype.name not in FLOAT_DTYPES:
                     raise BayesCompressError(
                         f"{source}: tensor {name!r}: {label} must be a float dataset"
                     )
-                arrays.append(dataset[()])
-            loaded[name] = TensorPosterior(np.asarray(arrays[0]), np.asarray(arrays[1]))
-        vocab = None
-        if "vocab" in h5:
-            try:
-                words = [str(w) for w in h5["vocab"]["words"].asstr()[()]]
-            except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
-                raise BayesCompressError(f"{source}: vocabulary words are unreadable") from exc
-            counts = h5["vocab"]["counts"][()] if "counts" in h5["vocab"] else None
-            vocab = Vocabulary(words, None if counts is None else np.asarray(counts))
-        post = Posterior(
-            loaded,
-            kind=str(h5.attrs.get("kind", "generic")),
-            vocab=vocab,
-            model_spec=_read_json_attr(h5, "model_spec", source),
-            metadata=_read_json_attr(h5, "metadata", source) or {},
-        )
-    validate_posterior(post, source)
-    return post
+                pair.append(dataset)
+            datasets[name] = tuple(pair)
+        yield h5, datasets
+
+
+def load_side_data(h5, source: str) -> tuple[str, Vocabulary | None, dict | None, dict]:
+    """Kind, vocabulary, model spec and metadata of an open posterior file."""
+    vocab = None
+    if "vocab" in h5:
+        try:
+            words = [str(w) for w in h5["vocab"]["words"].asstr()[()]]
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+            raise BayesCompressError(f"{source}: vocabulary words are unreadable") from exc
+        counts = h5["vocab"]["counts"][()] if "counts" in h5["vocab"] else None
+        vocab = Vocabulary(words, None if counts is None else np.asarray(counts))
+    return (
+        str(h5.attrs.get("kind", "generic")),
+        vocab,
+        _read_json_attr(h5, "model_spec", source),
+        _read_json_attr(h5, "metadata", source) or {},
+    )
 
 
 def open_npz(path: str | os.PathLike):

@@ -103,7 +103,7 @@ def _rewrite_header(path, change):
     archive = decode_archive(path.read_bytes())
     header = json.loads(json.dumps(archive.header))
     change(header)
-    path.write_bytes(encode_archive(header, archive.sections))
+    path.write_bytes(encode_archive(header, archive.sections, archive.version))
 
 
 def test_values_that_decode_differently_are_reported_not_returned(tmp_path, posterior):
