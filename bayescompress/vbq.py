@@ -64,7 +64,7 @@ class GaussianPrior:
         for part in _prior_blocks(blocks):
             centred = part - loc if fit_loc else part
             peak = max(peak, float(np.max(np.abs(centred))))
-            squares.append(float(np.dot(centred, centred)))
+            squares.append(float(np.einsum("i,i->", centred, centred)))  # not BLAS: no thread pool
             n += part.size
         if peak == 0.0 or not math.isfinite(peak) or not math.isfinite(loc):
             return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0)
@@ -73,7 +73,7 @@ class GaussianPrior:
         rescaled = []
         for part in _prior_blocks(blocks):
             centred = ((part - loc) if fit_loc else part) / peak
-            rescaled.append(float(np.dot(centred, centred)))
+            rescaled.append(float(np.einsum("i,i->", centred, centred)))
         return cls(loc + 0.0, peak * math.sqrt(math.fsum(rescaled) / n))
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
