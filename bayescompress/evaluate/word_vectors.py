@@ -109,8 +109,8 @@ def _from_hdf5(path: Path, tensor: str | None) -> WordVectors:
             fmt = h5.attrs.get("format")
     except OSError as exc:
         raise BayesCompressError(f"{source}: not a readable HDF5 file") from exc
-    from ..export import VALUES_FORMAT
     from ..posterior import FORMAT_NAME, Posterior, read_posterior_header
+    from ..streamexport import VALUES_FORMAT
 
     if fmt == FORMAT_NAME:
         names = list(read_posterior_header(path)["tensors"])
