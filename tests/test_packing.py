@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayescompress.archive import decode_archive, encode_archive
+from bayescompress.archive import (
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    decode_archive,
+    encode_archive,
+    open_archive,
+)
 from bayescompress.errors import BayesCompressError
 from bayescompress.packing import archive_info, pack, unpack
 from bayescompress.vbq import GaussianPrior, VBQQuantizer, choose_code_points, code_point_values
@@ -138,8 +144,11 @@ def test_archives_of_every_format_version_decode_to_their_recorded_values(fixtur
         assert zlib.crc32(values.tobytes()) == zlib.crc32(expected[name].tobytes())
 
 
-def test_fixture_archives_exist_for_the_current_version():
-    assert (FIXTURES / "v1-vbq.bcz").exists()
+def test_fixture_archives_exist_for_every_version_this_release_reads():
+    for version in READABLE_VERSIONS:
+        assert (FIXTURES / f"v{version}-vbq.bcz").exists()
+    assert FORMAT_VERSION in READABLE_VERSIONS
+    assert open_archive(FIXTURES / f"v{FORMAT_VERSION}-vbq.bcz").version == FORMAT_VERSION
 
 
 @pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])
