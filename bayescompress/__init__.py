@@ -4,10 +4,9 @@ Public API: ``Posterior`` (the HDF5 posterior file), ``pack`` (posterior -> arch
 ``unpack`` (archive -> arrays and side data), ``archive_info`` and ``load`` (archive -> model).
 """
 
+from ._version import __version__
 from .errors import BayesCompressError
 from .posterior import Posterior, TensorPosterior, Vocabulary
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BayesCompressError",
@@ -24,8 +23,12 @@ __all__ = [
 
 def __getattr__(name):
     # the pipeline functions import their stages lazily so that `import bayescompress` is cheap
-    if name in ("pack", "unpack", "archive_info", "load"):
+    if name in ("pack", "unpack", "archive_info"):
         from . import packing
 
         return getattr(packing, name)
+    if name == "load":
+        from .loading import load
+
+        return load
     raise AttributeError(f"module 'bayescompress' has no attribute {name!r}")

@@ -13,7 +13,18 @@ import numbers
 import numpy as np
 
 from .errors import BayesCompressError
-from .quantizers import QuantizedTensor, exact_float, parse_exact_float
+from .quantizers import (
+    Option,
+    QuantizedTensor,
+    Quantizer,
+    Scales,
+    exact_float,
+    finite_number_at_least_zero,
+    number_or_name,
+    parse_exact_float,
+    positive_number,
+    whole_number,
+)
 from .vbq import MAX_RATE, VBQQuantizer
 
 _MAX_SYMBOL = float(1 << 53)  # grid indices stay exact in float64 and fit every coder
@@ -41,7 +52,7 @@ def _done(progress, n: int) -> None:
 # ------------------------------------------------------------------------------ uniform
 
 
-class UniformQuantizer:
+class UniformQuantizer(Quantizer):
     """Round every mean to the grid (k + offset) x spacing; the symbol is the signed index k.
 
     ``offset`` is "zero" (0 is a grid point, as in the paper's reference code, best at low
@@ -56,6 +67,15 @@ class UniformQuantizer:
     """
 
     name = "uniform"
+    about = "rounds every mean to a uniform grid"
+    knob = Option("spacing", None, "grid spacing", positive_number)
+    options = (Option("offset", "zero", "zero (0 on the grid, default), half, or a fraction of the spacing",
+                      number_or_name),)
+
+    @classmethod
+    def knob_range(cls, scales: Scales, options: dict) -> tuple[float, float, float]:
+        guess = scales.mean_rms / 8
+        return guess, 1e-9 * guess, 1e4 * guess
 
     def __init__(self, spacing: float, offset: str | float = "zero"):
         self.spacing = _positive_number(spacing, "uniform spacing")
@@ -211,7 +231,7 @@ def kmeans_codebook(values: np.ndarray, k: int, max_iter: int = 300) -> np.ndarr
     return centres
 
 
-class KMeansQuantizer:
+class KMeansQuantizer(Quantizer):
     """Nearest entry of a per-tensor k-means codebook of the means; the codebook travels in the header.
 
     >>> q = KMeansQuantizer(k=2)
@@ -223,6 +243,15 @@ class KMeansQuantizer:
     """
 
     name = "kmeans"
+    about = "nearest entry of a per-tensor k-means codebook of the means"
+    knob = Option("k", None, "codebook size", whole_number)
+    shrinks = False
+    integer_knob = True
+    options = (Option("max_iter", 300, "Lloyd iterations at most", whole_number),)
+
+    @classmethod
+    def knob_range(cls, scales: Scales, options: dict) -> tuple[float, float, float]:
+        return 16, 1, 1 << 16
 
     def __init__(self, k: int, max_iter: int = 300):
         self.k = _count(k, "k-means k")
@@ -309,7 +338,7 @@ def _ecsq_iterate(data: _SortedValues, centres: np.ndarray, lam: float, max_iter
     return centres, costs
 
 
-class LloydQuantizer:
+class LloydQuantizer(Quantizer):
     """Entropy-constrained Lloyd quantizer of the means; lambda trades squared error for bits.
 
     ``lam`` is in squared units of the means per bit and is shared by all tensors (equal slopes
@@ -322,6 +351,17 @@ class LloydQuantizer:
     """
 
     name = "lloyd"
+    about = "entropy-constrained Lloyd quantizer of the means"
+    knob = Option("lam", None, "squared error per bit", finite_number_at_least_zero, flag="--lambda")
+    options = (
+        Option("max_levels", 4096, "levels it starts from at most", whole_number),
+        Option("max_iter", 500, "Lloyd iterations at most", whole_number),
+    )
+
+    @classmethod
+    def knob_range(cls, scales: Scales, options: dict) -> tuple[float, float, float]:
+        guess = scales.mean_rms**2 / 100
+        return guess, 1e-14 * guess, 1e6 * guess
 
     def __init__(self, lam: float, max_levels: int = 4096, max_iter: int = 500):
         if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not math.isfinite(lam) or lam < 0:
@@ -362,6 +402,15 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
     """
 
     name = "vbq-nostd"
+    about = "VBQ blind to posterior uncertainty (one global std): the ablation"
+    options = (Option("std", 1.0, "the one std every latent gets (only relabels lambda)", positive_number,
+                      flag="--global-std"),) + VBQQuantizer.options
+
+    @classmethod
+    def knob_range(cls, scales: Scales, options: dict) -> tuple[float, float, float]:
+        # lambda x global std^2 plays the part of lambda x sigma^2
+        scale = (scales.std_rms / options.get("std", 1.0)) ** 2
+        return scale, 1e-12 * scale, 1e12 * scale
 
     def __init__(self, lam: float, std: float = 1.0, max_rate: int = MAX_RATE, prior: str = "rms"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)

@@ -46,8 +46,10 @@ class ByteCompressorCoder:
     """Symbols as little-endian signed integers of the narrowest sufficient width, compressed.
 
     >>> coder = ByteCompressorCoder("lzma")
-    >>> tables, stream = coder.encode([np.array([0, -3, 5, 5, 5])])
-    >>> ByteCompressorCoder.decode(coder.spec(), tables, stream, [5])[0].tolist()
+    >>> tables, stream, spec = coder.encode([np.array([0, -3, 5, 5, 5])])
+    >>> spec
+    {'name': 'lzma', 'width_bits': 8}
+    >>> coder.decode(spec, tables, stream, [5])[0].tolist()
     [0, -3, 5, 5, 5]
     """
 
@@ -57,21 +59,17 @@ class ByteCompressorCoder:
         if name not in self.NAMES:
             raise BayesCompressError(f"unknown coder {name!r} (coders: range, {', '.join(self.NAMES)})")
         self.name = name
-        self.width = 8
 
-    def spec(self) -> dict:
-        return {"name": self.name, "width_bits": self.width}
+    def reads(self, spec: dict) -> bool:
+        return spec.get("name") == self.name and spec.get("width_bits") in WIDTHS
 
-    @classmethod
-    def reads(cls, spec: dict) -> bool:
-        return spec.get("name") in cls.NAMES and spec.get("width_bits") in WIDTHS
-
-    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes]:
+    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes, dict]:
+        """No tables; the stream; the spec naming the compressor and the symbol width."""
         symbols = np.concatenate([np.asarray(s, dtype=np.int64).ravel() for s in symbol_arrays])
         low, high = (int(symbols.min()), int(symbols.max())) if symbols.size else (0, 0)
-        self.width = next(w for w in WIDTHS if -(1 << (w - 1)) <= low and high < 1 << (w - 1))
-        raw = symbols.astype(f"<i{self.width // 8}").tobytes()
-        return b"", _compress(self.name, raw)
+        width = next(w for w in WIDTHS if -(1 << (w - 1)) <= low and high < 1 << (w - 1))
+        raw = symbols.astype(f"<i{width // 8}").tobytes()
+        return b"", _compress(self.name, raw), {"name": self.name, "width_bits": width}
 
     @staticmethod
     def decode(spec: dict, tables: bytes, stream: bytes, counts: list[int]) -> list[np.ndarray]:

@@ -17,35 +17,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _lambda(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"lambda must be a finite number >= 0, got {text}")
-    return value
+def _from_text(parse, what: str = "value"):
+    """An argparse type from a parser that raises ValueError or BayesCompressError: one-line errors."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except (ValueError, BayesCompressError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = what
+    return convert
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+    from .quantizers import positive_number
+
+    return _from_text(positive_number)(text)
 
 
-def _offset(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def _declared_options() -> dict:
+    """Every option a registered quantizer declares: name -> (option, methods taking it, is a rate knob)."""
+    from .quantizers import quantizer_classes
 
-
-# quantizer options a pack command may set; each is passed on only when given
-_METHOD_OPTIONS = ("lam", "spacing", "offset", "k", "max_levels", "std", "passes", "max_rate", "prior")
+    declared: dict = {}
+    for method, cls in quantizer_classes().items():
+        for option in (cls.knob, *cls.options):
+            _, users, _ = declared.setdefault(option.name, (option, [], option is cls.knob))
+            users.append(method)
+    return declared
 
 
 def _count(text: str) -> int:
@@ -107,7 +107,7 @@ def cmd_import_npz(args) -> int:
 def cmd_pack(args) -> int:
     from .packing import StreamOptions, archive_info, pack
 
-    options = {name: getattr(args, name) for name in _METHOD_OPTIONS if getattr(args, name) is not None}
+    options = {name: getattr(args, name) for name in _declared_options() if getattr(args, name) is not None}
     streaming = StreamOptions(chunk_latents=args.chunk, workers=args.workers, keep_values=False)
     common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force,
                   streaming=streaming)
@@ -169,8 +169,8 @@ def cmd_info(args) -> int:
 
 def cmd_import_pyro(args) -> int:
     from .files import check_output_path
-    from .fit.model_spec import read_spec_file
     from .fit.pyro_store import import_pyro
+    from .networks.model_spec import read_spec_file
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.file,))
     spec = read_spec_file(args.spec) if args.spec else None
@@ -286,6 +286,10 @@ def cmd_fit_skipgram(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .coders import BASELINE_CODERS, CODER_NAMES
+    from .methods import default_methods
+    from .quantizers import quantizer_classes
+
     parser = _Parser(prog="bayescompress", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=_version())
@@ -312,10 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     pack = commands.add_parser("pack", help="quantize a posterior and write an archive")
     pack.add_argument("posterior")
     rate = pack.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--lambda", dest="lam", type=_lambda,
-                      help="rate penalty of vbq, vbq-refined, vbq-nostd, lloyd: larger means smaller files")
-    rate.add_argument("--spacing", type=_positive, help="uniform: grid spacing")
-    rate.add_argument("--k", type=int, help="kmeans: codebook size")
+    quantizer_options = pack.add_argument_group("quantizer options (each is passed on only when given)")
+    for option, users, is_knob in _declared_options().values():
+        (rate if is_knob else quantizer_options).add_argument(
+            option.command_line_flag, dest=option.name, type=_from_text(option.parse, option.name),
+            choices=option.choices or None, help=f"{', '.join(users)}: {option.help}")
     rate.add_argument("--bits-per-dim", type=_positive,
                       help="find the method's knob so that 8 x file bytes / latents is this, within 1%%")
     rate.add_argument("--max-bytes", type=int,
@@ -323,19 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
     pack.add_argument("--method", default="vbq",
-                      help="quantizer: vbq (default), vbq-refined, vbq-nostd, uniform, kmeans, lloyd")
-    pack.add_argument("--coder", default="range", choices=("range", "gzip", "bzip2", "lzma"),
+                      help=f"quantizer: {', '.join(quantizer_classes())} (default vbq)")
+    pack.add_argument("--coder", default="range", choices=CODER_NAMES,
                       help="entropy coder (default range; the others are the paper's baselines)")
-    pack.add_argument("--prior", choices=("rms", "fit"),
-                      help="VBQ empirical prior: rms = N(0, RMS of means) as in the paper (default); "
-                           "fit = N(mean, std)")
-    pack.add_argument("--max-rate", type=int, help="VBQ: longest code point in bits (1..53, default 53)")
-    pack.add_argument("--offset", type=_offset,
-                      help="uniform: zero (0 on the grid, default), half, or a fraction of the spacing")
-    pack.add_argument("--max-levels", type=int, help="lloyd: levels it starts from at most (default 4096)")
-    pack.add_argument("--global-std", dest="std", type=_positive,
-                      help="vbq-nostd: the one std every latent gets (default 1; only relabels lambda)")
-    pack.add_argument("--passes", type=int, help="vbq-refined: refinement passes (default 2)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
     pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     _add_streaming_options(pack)
@@ -362,9 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("posterior")
     sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
     sweep.add_argument("--methods", type=_names,
-                       default=["vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd"],
-                       help="comma-separated: vbq, vbq-refined, vbq-nostd, uniform, kmeans, lloyd, "
-                            "gzip, bzip2, lzma, or QUANTIZER+CODER (default: all but vbq-refined)")
+                       help=f"comma-separated: {', '.join(quantizer_classes())}, "
+                            f"{', '.join(BASELINE_CODERS)}, or QUANTIZER+CODER "
+                            f"(default: {','.join(default_methods())})")
     sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
     sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
     sweep.add_argument("--min-bits", type=_positive, default=0.05,
@@ -511,7 +506,7 @@ def _add_evaluate_commands(commands):
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return f"bayescompress {__version__}"
 

@@ -475,18 +475,15 @@ class RangeCoder:
 
     name = "range"
 
-    def spec(self) -> dict:
-        return dict(CODER_SPEC)
-
     @staticmethod
     def reads(spec: dict) -> bool:
         return spec == CODER_SPEC
 
-    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes]:
-        """Tables section and stream section for these tensors' symbols."""
+    def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes, dict]:
+        """Tables section, stream section and coder spec for these tensors' symbols."""
         tables = [FrequencyTable.fit(symbols) for symbols in symbol_arrays]
         stream = encode_stream(list(zip(symbol_arrays, tables, strict=True)))
-        return b"".join(table.to_bytes() for table in tables), stream
+        return b"".join(table.to_bytes() for table in tables), stream, dict(CODER_SPEC)
 
     @staticmethod
     def read_tables(data: bytes, n_tensors: int) -> list[FrequencyTable]:

@@ -100,7 +100,7 @@ def write_torch(unpacked, path: str | os.PathLike) -> None:
     model spec as JSON text under ``_extra_state``; ``torch.load(path, weights_only=True)`` reads it."""
     import torch
 
-    from .fit.mlp import state_dict_arrays
+    from .networks.mlp import state_dict_arrays
 
     spec = unpacked.model_spec if unpacked.kind == "network" else None
     state = state_dict_arrays(unpacked.tensors, spec)

@@ -11,31 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .coders import BASELINE_CODERS, CODER_NAMES
 from .errors import BayesCompressError
 from .posterior import Posterior
-from .quantizers import REGISTRY, quantizer_class
+from .quantizers import Knob, Scales, quantizer_class, quantizer_classes
 
-CODERS = ("range", "gzip", "bzip2", "lzma")
-
-
-@dataclass(frozen=True)
-class Knob:
-    """The quantizer option that sets the rate.
-
-    ``shrinks`` is True when raising the knob makes files smaller.  The search runs in log space
-    between ``lowest`` and ``highest`` (absolute values, from the posterior's scale).
-    """
-
-    option: str
-    shrinks: bool
-    guess: float
-    lowest: float
-    highest: float
-    integer: bool = False
-
-    def value(self, log_value: float) -> float | int:
-        value = math.exp(log_value)
-        return max(1, round(value)) if self.integer else value
+__all__ = ["Knob", "Method", "default_methods", "knob_for", "parse_method", "posterior_scales"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +32,12 @@ class Method:
         return knob_for(self.quantizer, posterior, dict(self.options))
 
 
+def default_methods() -> tuple[str, ...]:
+    """What ``sweep`` runs by default: every quantizer marked ``in_sweep``, then the byte-coder baselines."""
+    quantizers = tuple(name for name, cls in quantizer_classes().items() if cls.in_sweep)
+    return quantizers + BASELINE_CODERS
+
+
 def parse_method(text: str) -> Method:
     """``vbq``, ``uniform``, ``gzip`` (= uniform+gzip), or ``QUANTIZER+CODER``.
 
@@ -60,42 +47,28 @@ def parse_method(text: str) -> Method:
     'bzip2'
     """
     text = text.strip()
-    if text in CODERS[1:]:
+    if text in BASELINE_CODERS:
         return Method(text, "uniform", text)
     quantizer, _, coder = text.partition("+")
     coder = coder or "range"
-    if quantizer not in REGISTRY:
+    known = quantizer_classes()
+    if quantizer not in known:
         raise BayesCompressError(f"unknown method {quantizer!r} (methods: "
-                                 f"{', '.join(sorted(REGISTRY) + list(CODERS[1:]))})")
-    if coder not in CODERS:
-        raise BayesCompressError(f"unknown coder {coder!r} in method {text!r} (coders: {', '.join(CODERS)})")
+                                 f"{', '.join(sorted(known) + list(BASELINE_CODERS))})")
+    if coder not in CODER_NAMES:
+        raise BayesCompressError(f"unknown coder {coder!r} in method {text!r} "
+                                 f"(coders: {', '.join(CODER_NAMES)})")
     return Method(text, quantizer, coder)
 
 
-def _scales(posterior: Posterior) -> tuple[float, float]:
+def posterior_scales(posterior: Posterior) -> Scales:
     """RMS of all means and RMS of all stds (each at least a tiny positive number)."""
     total = posterior.n_latents
     mean_sq = sum(float(np.sum(np.square(t.mean, dtype=np.float64))) for t in posterior.tensors.values())
     std_sq = sum(float(np.sum(np.square(t.std, dtype=np.float64))) for t in posterior.tensors.values())
-    return max(math.sqrt(mean_sq / total), 1e-300), max(math.sqrt(std_sq / total), 1e-300)
+    return Scales(max(math.sqrt(mean_sq / total), 1e-300), max(math.sqrt(std_sq / total), 1e-300))
 
 
 def knob_for(quantizer: str, posterior: Posterior, options: dict | None = None) -> Knob:
     """The rate knob of ``quantizer`` with a guess and limits scaled to this posterior."""
-    options = options or {}
-    quantizer_class(quantizer)  # an unknown method is named as such
-    mean_rms, std_rms = _scales(posterior)
-    if quantizer in ("vbq", "vbq-refined"):
-        return Knob("lam", True, 1.0, 1e-12, 1e12)
-    if quantizer == "vbq-nostd":  # lambda x global std^2 plays the part of lambda x sigma^2
-        scale = (std_rms / options.get("std", 1.0)) ** 2
-        return Knob("lam", True, scale, 1e-12 * scale, 1e12 * scale)
-    if quantizer == "uniform":
-        guess = mean_rms / 8
-        return Knob("spacing", True, guess, 1e-9 * guess, 1e4 * guess)
-    if quantizer == "lloyd":
-        guess = mean_rms**2 / 100
-        return Knob("lam", True, guess, 1e-14 * guess, 1e6 * guess)
-    if quantizer == "kmeans":
-        return Knob("k", False, 16, 1, 1 << 16, integer=True)
-    raise BayesCompressError(f"method {quantizer!r} has no rate knob known to rate control")
+    return quantizer_class(quantizer).rate_knob(posterior_scales(posterior), options or {})

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .archive import open_archive, read_archive, write_archive
-from .bytecoders import ByteCompressorCoder
-from .coding import RangeCoder, empirical_entropy_bits
+from .coders import SymbolCoder, coder_for, make_coder
+from .coding import CODER_SPEC, RangeCoder, empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
 from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
-from .quantizers import make_quantizer, quantizer_class
+from .quantizers import Quantizer, make_quantizer, quantizer_class
 from .segments import SEGMENT_LATENTS, Piece
 from .sidedata import decode_side_data, encode_side_data
 from .streampack import CHUNK_LATENTS, pack_stream
@@ -80,8 +80,8 @@ def pack(
     source: Posterior | str | os.PathLike,
     out: str | os.PathLike,
     *,
-    method: str = "vbq",
-    coder: str = "range",
+    method: str | Quantizer = "vbq",
+    coder: str | SymbolCoder = "range",
     tensors: list[str] | None = None,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -90,17 +90,24 @@ def pack(
 ) -> PackResult:
     """Quantize the posterior's tensors with ``method``, code them with ``coder``, write one archive.
 
-    ``options`` go to the quantizer (for VBQ: ``lam``, ``max_rate``, ``prior``).  With the range
-    coder a posterior file is read piece by piece (``streaming`` sets chunk, workers, segments).
+    ``method`` is a quantizer's name, with ``options`` for it (for VBQ: ``lam``, ``max_rate``,
+    ``prior``), or a quantizer object; ``coder`` is a coder's name or a coder object.  With the
+    range coder a posterior file is read piece by piece (``streaming``: chunk, workers, segments).
     """
-    quantizer = make_quantizer(method, **options)
+    if isinstance(method, str):
+        quantizer = make_quantizer(method, **options)
+    elif options:
+        raise BayesCompressError(f"options {', '.join(sorted(options))} go to the quantizer's constructor, "
+                                 "not to pack, when pack is given a quantizer object")
+    else:
+        quantizer = method
     symbol_coder = make_coder(coder)
     if isinstance(symbol_coder, RangeCoder) and not isinstance(source, Posterior):
         out = check_output_path(out, overwrite=overwrite, inputs=(source,))
         with open_posterior_source(source, tensors) as posterior:
             return _pack_segments(posterior, out, quantizer, streaming or StreamOptions(), show_progress)
-    _, posterior = posterior_to_pack(source, out, tensors, overwrite)
-    return pack_posterior(posterior, out, quantizer, symbol_coder, show_progress, streaming)
+    out, posterior = posterior_to_pack(source, out, tensors, overwrite)
+    return _pack_posterior(posterior, out, quantizer, symbol_coder, show_progress, streaming)
 
 
 @dataclass
@@ -127,29 +134,12 @@ def posterior_to_pack(
     return out, posterior
 
 
-def make_coder(name: str):
-    """The coder named ``name``: ``range`` (default) or a baseline byte compressor."""
-    if name == RangeCoder.name:
-        return RangeCoder()
-    return ByteCompressorCoder(name)
-
-
-def coder_for(spec, source: str):
-    """The coder class that reads archives written with ``spec``."""
-    for candidate in (RangeCoder, ByteCompressorCoder):
-        if isinstance(spec, dict) and candidate.reads(spec):
-            return candidate
-    raise BayesCompressError(
-        f"{source}: archive was written with coder {spec!r}, which this version cannot decode"
-    )
-
-
-def pack_posterior(
-    posterior: Posterior, out, quantizer, coder=None, show_progress: bool | None = None,
+def _pack_posterior(
+    posterior: Posterior, out, quantizer: Quantizer, coder: SymbolCoder, show_progress: bool | None,
     streaming: StreamOptions | None = None,
 ) -> PackResult:
     """Pack a posterior held in memory (already checked by ``posterior_to_pack``)."""
-    if coder is None or isinstance(coder, RangeCoder):
+    if isinstance(coder, RangeCoder):
         return _pack_segments(from_posterior(posterior), out, quantizer, streaming or StreamOptions(),
                               show_progress)
     entries, values, symbols = [], {}, {}
@@ -167,14 +157,14 @@ def pack_posterior(
                 "values_crc32": _values_crc32(chosen),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
-    tables, stream = coder.encode(list(symbols.values()))
+    tables, stream, coder_spec = coder.encode(list(symbols.values()))
     header = {
         "format": ARCHIVE_FORMAT,
         "writer": f"bayescompress {__version__}",
         "kind": posterior.kind,
         "method": quantizer.name,
         "config": quantizer.config(),
-        "coder": coder.spec(),
+        "coder": coder_spec,
         "tensors": entries,
         "side": side_descriptor,
     }
@@ -206,7 +196,7 @@ def _pack_segments(posterior: PosteriorSource, out, quantizer, options: StreamOp
         "kind": posterior.kind,
         "method": quantizer.name,
         "config": quantizer.config(),
-        "coder": RangeCoder().spec(),
+        "coder": dict(CODER_SPEC),
     }
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         packed = pack_stream(posterior, out, quantizer, header, workers=options.workers,
@@ -314,7 +304,7 @@ def open_unpacked(path: str | os.PathLike, *, workers: int | None = None,
                     values = _checked_values(quantizer, symbols, entry, config, source)
                     yield Piece(number, 0, sizes[number]), values
     else:
-        if coder is not RangeCoder:
+        if not isinstance(coder, RangeCoder):
             raise BayesCompressError(f"{source}: segmented archives are range coded; this one is not")
         side = archive.read_section("side") if "side" in archive.spans else b""
         segment_layout(archive, sizes)  # checks the index before anything is decoded
@@ -419,24 +409,3 @@ def archive_info(path: str | os.PathLike) -> dict:
         "tensors": tensors,
         "vocab_size": header.get("side", {}).get("vocab_size"),
     }
-
-
-def load(path: str | os.PathLike, tensor: str | None = None):
-    """A usable model from an archive: gensim KeyedVectors for embeddings, a torch nn.Module in eval
-    mode for networks, else the unpacked arrays.
-
-    ``tensor`` picks an embedding's word vectors (default U, or the only tensor).
-    """
-    unpacked = unpack(path)
-    if unpacked.kind == "network":
-        from .fit.mlp import network_from_arrays
-
-        return network_from_arrays(unpacked.model_spec, unpacked.tensors, str(path))
-    if unpacked.kind == "embedding" and unpacked.vocab is not None:
-        from .export import to_keyed_vectors
-
-        try:
-            return to_keyed_vectors(unpacked, tensor)
-        except BayesCompressError as exc:
-            raise BayesCompressError(f"{path}: {exc}") from exc
-    return unpacked

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .coders import make_coder
 from .errors import BayesCompressError
-from .methods import Knob, knob_for
-from .packing import PackResult, StreamOptions, make_coder, pack_posterior, posterior_to_pack
+from .methods import knob_for
+from .packing import PackResult, StreamOptions, pack, posterior_to_pack
 from .posterior import Posterior, read_posterior_header
-from .quantizers import make_quantizer
+from .quantizers import Knob, make_quantizer
 
 TOLERANCE = 0.01
 MAX_TRIALS = 60
@@ -190,7 +191,8 @@ def pack_to_target(
         def measure(value):
             path = Path(work) / f"trial-{len(results)}.bcz"
             quantizer = make_quantizer(method, **{knob.option: value}, **options)
-            result = pack_posterior(posterior, path, quantizer, symbol_coder, show_progress, streaming)
+            result = pack(posterior, path, method=quantizer, coder=symbol_coder, show_progress=show_progress,
+                          streaming=streaming)
             results[value] = replace(result, values={}, symbols={})
             return path.stat().st_size
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .coding import FrequencyTable
 from .errors import BayesCompressError
-from .quantizers import QuantizedTensor, exact_float
+from .quantizers import Option, QuantizedTensor, exact_float, whole_number
 from .vbq import MAX_RATE, GaussianPrior, VBQQuantizer, choose_code_points, code_point_values, symbol_rates
 
 _CHUNK = 1 << 18
@@ -169,6 +169,9 @@ class RefinedVBQQuantizer(VBQQuantizer):
 
     name = "vbq-refined"
     blockwise = False  # the code lengths come from the whole tensor's symbols
+    about = "VBQ re-run with the real code lengths of the pass before"
+    options = (Option("passes", 2, "refinement passes (0..20)", whole_number),) + VBQQuantizer.options
+    in_sweep = False
 
     def __init__(self, lam: float, passes: int = 2, max_rate: int = MAX_RATE, prior: str = "rms"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)

@@ -20,7 +20,7 @@ import numpy as np
 from .coding import empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import atomic_output, check_output_path
-from .methods import Method, parse_method
+from .methods import Method, default_methods, parse_method
 from .packing import pack, unpack
 from .posterior import Posterior
 from .quality import posterior_distortion, quality_for
@@ -29,7 +29,6 @@ from .ratecontrol import solve_knob
 from .rdcurves import LEVELS, format_ratio_table, ratio_rows
 from .waterfilling import posterior_sources
 
-DEFAULT_METHODS = ("vbq", "uniform", "kmeans", "lloyd", "gzip", "bzip2", "lzma", "vbq-nostd")
 UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves keep the better
 
 
@@ -78,7 +77,7 @@ def run_sweep(
     source: Posterior | str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    methods: list[str] | tuple = DEFAULT_METHODS,
+    methods: list[str] | tuple | None = None,
     points: int = 12,
     tensors: list[str] | None = None,
     min_bits: float = 0.05,
@@ -92,8 +91,9 @@ def run_sweep(
 ) -> SweepResult:
     """Sweep every method, write DIR/sweep.csv, DIR/ratios.csv, DIR/sweep.png and DIR/archives/.
 
-    ``methods`` are names (``vbq``, ``uniform+lzma``) or ``Method`` records, which can fix
-    quantizer options (``Method("vbq-fit", "vbq", "range", (("prior", "fit"),))``).
+    ``methods`` are names (``vbq``, ``uniform+lzma``) or ``Method`` records (default: every
+    method marked for sweeps, see ``methods.default_methods``), which can fix quantizer options
+    (``Method("vbq-fit", "vbq", "range", (("prior", "fit"),))``).
 
     Rates on the plot and in the ratios are 8 x (file bytes - side-data bytes) / latents:
     real bytes of everything that encodes the numbers (header, tables, stream); the vocabulary
@@ -105,6 +105,7 @@ def run_sweep(
         raise BayesCompressError(f"a sweep needs at least 2 points per method, got {points!r}")
     if not 0 < min_bits < max_bits:
         raise BayesCompressError(f"need 0 < min bits < max bits, got {min_bits} and {max_bits}")
+    methods = default_methods() if methods is None else methods
     parsed = [m if isinstance(m, Method) else parse_method(m) for m in methods]
     if len({m.label for m in parsed}) != len(parsed):
         raise BayesCompressError("a method is listed twice")

@@ -19,6 +19,15 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .errors import BayesCompressError
+from .quantizers import (
+    Option,
+    QuantizedTensor,
+    Quantizer,
+    exact_float,
+    finite_number_at_least_zero,
+    parse_exact_float,
+    whole_number,
+)
 
 MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
@@ -259,7 +268,7 @@ def rate_distortion_loss(
     return np.square(values - means) + (2.0 * lam * np.square(stds)) * symbol_rates(symbols)
 
 
-class VBQQuantizer:
+class VBQQuantizer(Quantizer):
     """VBQ behind the common quantizer interface: one empirical prior per tensor, one lambda.
 
     >>> q = VBQQuantizer(lam=0.5)
@@ -269,6 +278,14 @@ class VBQQuantizer:
     """
 
     name = "vbq"
+    about = "Variational Bayesian Quantization (the paper's Algorithm 1)"
+    knob = Option("lam", None, "rate penalty: larger means smaller files", finite_number_at_least_zero,
+                  flag="--lambda")
+    options = (
+        Option("max_rate", MAX_RATE, f"longest code point in bits (1..{MAX_RATE})", whole_number),
+        Option("prior", "rms", "empirical prior: rms = N(0, RMS of means) as in the paper; "
+               "fit = N(mean, std)", str, choices=("rms", "fit")),
+    )
 
     def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "rms"):
         if prior not in ("rms", "fit"):
@@ -282,22 +299,16 @@ class VBQQuantizer:
         self.prior = prior
 
     def config(self) -> dict:
-        from .quantizers import exact_float
-
         return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior}
 
     blockwise = True  # quantize_block needs only fit_params' result, not the whole tensor
 
-    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None):
-        from .quantizers import QuantizedTensor
-
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
         params = self.fit_params(lambda: iter((means,)))
         return QuantizedTensor(self.quantize_block(means, stds, params, progress), params)
 
     def fit_params(self, mean_blocks) -> dict:
         """The tensor's empirical prior, from its means read block by block (``mean_blocks()``)."""
-        from .quantizers import exact_float
-
         prior = GaussianPrior.from_blocks(mean_blocks, fit_loc=self.prior == "fit")
         return {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)}
 
@@ -308,8 +319,6 @@ class VBQQuantizer:
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
-        from .quantizers import parse_exact_float
-
         prior = GaussianPrior(
             parse_exact_float(params.get("loc"), "prior loc"),
             parse_exact_float(params.get("scale"), "prior scale"),

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from machine import describe_machine  # benchmarks/machine.py, beside this script
 
-from bayescompress.evaluate.bnn import evaluate_bnn, network_metrics
+from bayescompress.evaluate.bnn import evaluate_bnn
 from bayescompress.fit.bnn import fit_bnn
-from bayescompress.fit.mlp import network_from_arrays
-from bayescompress.fit.tabular import load_table, split_rows
-from bayescompress.packing import pack_posterior, unpack
+from bayescompress.networks.metrics import network_metrics
+from bayescompress.networks.mlp import network_from_arrays
+from bayescompress.networks.tabular import load_table, split_rows
+from bayescompress.packing import pack, unpack
 from bayescompress.posterior import Posterior
 from bayescompress.quantizers import QuantizedTensor, exact_float, make_quantizer, parse_exact_float
 from bayescompress.vbq import GaussianPrior, VBQQuantizer
@@ -100,7 +101,7 @@ class UniformGridQuantizer:
 
 
 def measure(posterior: Posterior, quantizer, archive: Path, method: str, setting: str, table, rows) -> Point:
-    result = pack_posterior(posterior, archive, quantizer, show_progress=False)
+    result = pack(posterior, archive, method=quantizer, overwrite=True, show_progress=False)
     assert result.total_bytes == archive.stat().st_size
     network = network_from_arrays(posterior.model_spec, result.values, str(archive))
     metrics = network_metrics(network, table, rows, posterior.model_spec)

@@ -14,9 +14,9 @@ from bayescompress.errors import BayesCompressError
 from bayescompress.evaluate.bnn import evaluate_bnn
 from bayescompress.export import write_unpacked
 from bayescompress.fit.bnn import INIT_SCALE, fit_bnn, make_bayesian, prepare_targets, resolve_device
-from bayescompress.fit.mlp import MLP, network_from_arrays, read_state_dict
-from bayescompress.fit.model_spec import check_tensors_match_spec, mlp_spec, spec_tensor_shapes
-from bayescompress.fit.tabular import load_table, split_rows
+from bayescompress.networks.mlp import MLP, network_from_arrays, read_state_dict
+from bayescompress.networks.model_spec import check_tensors_match_spec, mlp_spec, spec_tensor_shapes
+from bayescompress.networks.tabular import load_table, split_rows
 from bayescompress.packing import archive_info, pack, unpack
 from bayescompress.posterior import Posterior
 from bayescompress.vbq import GaussianPrior

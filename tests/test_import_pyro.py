@@ -18,8 +18,8 @@ from pyro.infer.autoguide import AutoNormal
 import bayescompress
 from bayescompress.errors import BayesCompressError
 from bayescompress.fit.bnn import make_bayesian
-from bayescompress.fit.model_spec import mlp_spec
 from bayescompress.fit.pyro_store import import_pyro, read_param_store
+from bayescompress.networks.model_spec import mlp_spec
 from bayescompress.packing import pack, unpack
 from bayescompress.posterior import Posterior
 
@@ -100,7 +100,7 @@ def test_params_outside_the_guide_are_left_out_and_listed(tmp_path):
 def test_imported_network_with_spec_packs_and_loads_as_a_module(tmp_path):
     spec = mlp_spec([3, 4, 1], task="regression", noise_std=0.1, input_mean=[0.0] * 3,
                     input_std=[1.0] * 3, target_mean=0.0, target_std=1.0)
-    network = make_bayesian(bayescompress.fit.mlp.MLP(spec), prior_std=1.0)
+    network = make_bayesian(bayescompress.networks.mlp.MLP(spec), prior_std=1.0)
     train_guide(network)
     pyro.get_param_store().save(tmp_path / "params.pt")
     (tmp_path / "spec.json").write_text(json.dumps(spec))

@@ -13,14 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BayesCompressError
 from ..files import check_output_path
-from ..posterior import Posterior
-from .mlp import MLP, network_from_arrays
-from .model_spec import ACTIVATIONS, TASKS, mlp_spec
-from .pyro_store import autonormal_posterior, param_store_from_state
-from .tabular import (
+from ..networks.metrics import network_metrics
+from ..networks.mlp import MLP, network_from_arrays
+from ..networks.model_spec import ACTIVATIONS, TASKS, mlp_spec
+from ..networks.tabular import (
     BUILTIN_DATASETS,
     Table,
     class_indices,
@@ -29,6 +28,8 @@ from .tabular import (
     regression_targets,
     split_rows,
 )
+from ..posterior import Posterior
+from .pyro_store import autonormal_posterior, param_store_from_state
 
 # Guide scales start well below the weights' spread (about 1/sqrt(fan-in)), so SVI first finds
 # useful means and then widens the scales, instead of starting from noise that drowns the signal.
@@ -138,8 +139,6 @@ def fit_bnn(
     from pyro.infer.autoguide import AutoNormal
     from pyro.infer.autoguide.initialization import init_to_value
     from tqdm.auto import tqdm
-
-    from ..evaluate.bnn import network_metrics
 
     _check_settings(task, activation, hidden, steps, lr, batch, prior_std)
     inputs = () if str(data) in BUILTIN_DATASETS else (data,)

@@ -189,7 +189,7 @@ def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str |
     Parameters the guide does not own (point estimates such as a noise scale) are left out and
     listed in the metadata under ``pyro_params_left_out``.
     """
-    from .model_spec import check_tensors_match_spec, validate_model_spec
+    from ..networks.model_spec import check_tensors_match_spec, validate_model_spec
 
     source = str(path)
     posterior, ignored = autonormal_posterior(read_param_store(path), source, prefix)

@@ -25,7 +25,7 @@ class MLP(nn.Module):
     """Standardize the inputs, apply the spec's layers; logits (classification) or the prediction
     in the target's units (regression).
 
-    >>> from bayescompress.fit.model_spec import mlp_spec
+    >>> from bayescompress.networks.model_spec import mlp_spec
     >>> spec = mlp_spec([2, 3, 2], task="classification", classes=["no", "yes"],
     ...                 input_mean=[0.0, 0.0], input_std=[1.0, 1.0])
     >>> MLP(spec)(torch.zeros(5, 2)).shape
