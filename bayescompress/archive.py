@@ -19,11 +19,17 @@ from pathlib import Path
 
 from .errors import BayesCompressError
 from .files import atomic_output, write_bytes_atomically
+from .limits import parse_json
 
 MAGIC = b"\x89BCZ\r\n\x1a\n"
-FORMAT_VERSION = 2  # 2: the stream cut into independently decodable segments, with an index
-READABLE_VERSIONS = (1, 2)
+# version 2: values checksums cover the shape; VBQ names its quantile function (docs/archive-format.md)
+# version 3: the stream cut into independently decodable segments, located by an index section
+FORMAT_VERSION = 3
+SINGLE_STREAM_VERSION = 2  # what the baseline byte coders still write: one stream for all tensors
+SEGMENTED_VERSION = 3  # the first version whose stream is segmented
+READABLE_VERSIONS = (1, 2, 3)
 MAX_HEADER_BYTES = 1 << 26
+MAX_SECTIONS = 16  # each section is a copy of at most the file: this bounds the memory they take
 _PREAMBLE = struct.Struct("<8sHHI")  # magic, version, flags, header length
 _CRC = struct.Struct("<I")
 FLAG_DEFLATED_HEADER = 1
@@ -38,10 +44,10 @@ class Archive:
     sections: dict[str, bytes]
     header_bytes: int
     total_bytes: int
-    version: int = 1
+    version: int = SINGLE_STREAM_VERSION
 
 
-def encode_archive(header: dict, sections: dict[str, bytes], version: int = 1) -> bytes:
+def encode_archive(header: dict, sections: dict[str, bytes], version: int = SINGLE_STREAM_VERSION) -> bytes:
     """Serialize ``header`` plus ``sections``; fills in header['sections'] with offsets and CRCs."""
     spans = [(name, len(data), zlib.crc32(data)) for name, data in sections.items()]
     return encode_preamble(header, spans, version) + b"".join(sections.values())
@@ -65,7 +71,8 @@ def encode_preamble(header: dict, spans: list[tuple[str, int, int]], version: in
     return preamble + _CRC.pack(zlib.crc32(preamble))
 
 
-def write_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes], version: int = 1) -> int:
+def write_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes],
+                  version: int = SINGLE_STREAM_VERSION) -> int:
     """Write the archive atomically; return its size in bytes."""
     blob = encode_archive(header, sections, version)
     write_bytes_atomically(path, blob)
@@ -74,7 +81,7 @@ def write_archive(path: str | os.PathLike, header: dict, sections: dict[str, byt
 
 def write_spooled_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes],
                           stream: tuple[str | os.PathLike, int, int]) -> int:
-    """Write a version-2 archive atomically: ``sections``, then a last section ``stream`` copied
+    """Write a segmented (FORMAT_VERSION) archive atomically: ``sections``, then a section ``stream`` copied
     from a spool file, given as (path, length, crc32); return the archive's size in bytes."""
     spool, length, crc = stream
     spans = [(name, len(data), zlib.crc32(data)) for name, data in sections.items()]
@@ -145,6 +152,14 @@ def open_archive(path: str | os.PathLike) -> ArchiveFile:
     return ArchiveFile(Path(path), header, version, end, size, spans)
 
 
+def values_crc_seed(shape, version: int) -> int:
+    """Where a tensor's values_crc32 starts: from version 2 on, the CRC-32 of its shape (u8 number
+    of dimensions, then each as u64), so that a permuted shape is caught too; else 0."""
+    if version < 2:
+        return 0
+    return zlib.crc32(struct.pack(f"<B{len(shape)}Q", len(shape), *shape))
+
+
 def header_size(header_json_length: int) -> int:
     """Bytes of preamble, JSON header and header checksum."""
     return _PREAMBLE.size + header_json_length + _CRC.size
@@ -199,11 +214,13 @@ def parse_header(head: bytes, file_size: int, source: str) -> tuple[dict, int, i
     if flags & FLAG_DEFLATED_HEADER:
         text = _inflate_header(text, source)
     try:
-        header = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BayesCompressError(f"{source}: archive header is not valid JSON") from exc
+        header = parse_json(text, "archive header")
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("sections"), dict):
         raise BayesCompressError(f"{source}: archive header has no section index")
+    if len(header["sections"]) > MAX_SECTIONS:
+        raise BayesCompressError(f"{source}: archive header lists more than {MAX_SECTIONS} sections")
     return header, end, version
 
 
@@ -212,7 +229,7 @@ def section_spans(header: dict, end: int, file_size: int, source: str) -> dict[s
     spans, payload_end = {}, end
     for name, entry in header["sections"].items():
         if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(key), int) and entry[key] >= 0
+            isinstance(entry.get(key), int) and not isinstance(entry[key], bool) and entry[key] >= 0
             for key in ("offset", "length", "crc32")
         ):
             raise BayesCompressError(f"{source}: section {name!r} has a malformed index entry")

@@ -74,8 +74,10 @@ def decode_varints(buffer: bytes | memoryview, count: int, offset: int = 0) -> t
     """Read ``count`` varints from ``buffer[offset:]``; return them and the offset after them."""
     if count == 0:
         return np.zeros(0, dtype=np.uint64), offset
+    if offset > len(buffer):
+        raise BayesCompressError("frequency table is truncated")
     data = np.frombuffer(buffer, dtype=np.uint8, offset=offset)
-    ends = np.flatnonzero(data < 0x80)
+    ends = np.flatnonzero(data[: 10 * count] < 0x80)  # a varint has at most 10 bytes
     if ends.size < count:
         raise BayesCompressError("frequency table is truncated")
     ends = ends[:count]
@@ -424,6 +426,28 @@ def _chunk_plan(payload_bits: np.ndarray):
                 yield chunk, bits, selected
 
 
+def check_stream_can_hold(stream: bytes, blocks: list[tuple[int, FrequencyTable]]) -> None:
+    """Refuse tables whose symbols need more bits than the stream has, before decoding anything.
+
+    A range coder cannot beat the information content of its message under its model, which
+    is each table's ideal_bits (raw escape bits included); STREAM_SLACK_BITS covers the coder's
+    final state and rounding.  So a small stream can never declare a long decode.
+    """
+    from .limits import STREAM_SLACK_BITS
+
+    needed = 0.0
+    for count, table in blocks:
+        if table.total != count:
+            raise BayesCompressError(
+                f"frequency table covers {table.total} symbols but the tensor has {count}"
+            )
+        needed += table.ideal_bits()
+    if needed > 8 * len(stream) * (1 + 1e-9) + STREAM_SLACK_BITS:
+        raise BayesCompressError(
+            f"frequency tables need {needed:.0f} bits but the stream holds only {8 * len(stream)}"
+        )
+
+
 def decode_stream(stream: bytes, blocks: list[tuple[int, FrequencyTable]]) -> list[np.ndarray]:
     """Inverse of encode_stream: ``blocks`` gives each block's symbol count and table."""
     import constriction
@@ -498,6 +522,7 @@ class RangeCoder:
     @classmethod
     def decode(cls, spec: dict, tables: bytes, stream: bytes, counts: list[int]) -> list[np.ndarray]:
         parsed = cls.read_tables(tables, len(counts))
+        check_stream_can_hold(stream, list(zip(counts, parsed, strict=True)))
         return decode_stream(stream, list(zip(counts, parsed, strict=True)))
 
     @classmethod

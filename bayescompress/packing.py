@@ -14,21 +14,28 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .archive import open_archive, read_archive, write_archive
+from .archive import (
+    SEGMENTED_VERSION,
+    SINGLE_STREAM_VERSION,
+    open_archive,
+    read_archive,
+    values_crc_seed,
+    write_archive,
+)
 from .coders import SymbolCoder, coder_for, make_coder
 from .coding import CODER_SPEC, RangeCoder, empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
-from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary
+from .limits import MAX_DIMS, MAX_LATENTS, MAX_TENSORS
+from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary, validate_tensor_name
 from .quantizers import Quantizer, make_quantizer, quantizer_class
 from .segments import SEGMENT_LATENTS, Piece
 from .sidedata import decode_side_data, encode_side_data
 from .streampack import CHUNK_LATENTS, pack_stream
-from .streamunpack import decoded_pieces, estimated_bits, segment_layout
+from .streamunpack import decoded_pieces, dequantized, estimated_bits, segment_layout
 from .tensorsource import PosteriorSource, from_posterior, open_posterior_source
 
 ARCHIVE_FORMAT = "bayescompress-archive"
-MAX_LATENTS = 1 << 40
 KEEP_VALUES_LATENTS = 1 << 22
 
 
@@ -147,14 +154,15 @@ def _pack_posterior(
         for name, tensor in posterior.tensors.items():
             quantized = quantizer.quantize(tensor.mean, tensor.std, progress=bar)
             chosen = quantizer.dequantize(quantized.symbols, quantized.params, quantizer.config())
-            chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
+            with np.errstate(over="ignore"):  # a value past float16/32's range rounds to inf, as in unpack
+                chosen = chosen.astype(tensor.mean.dtype).reshape(tensor.shape)
             values[name], symbols[name] = chosen, quantized.symbols
             entries.append({
                 "name": name,
                 "shape": list(tensor.shape),
                 "dtype": tensor.mean.dtype.name,
                 "params": quantized.params,
-                "values_crc32": _values_crc32(chosen),
+                "values_crc32": _values_crc32(chosen, SINGLE_STREAM_VERSION),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
     tables, stream, coder_spec = coder.encode(list(symbols.values()))
@@ -169,7 +177,7 @@ def _pack_posterior(
         "side": side_descriptor,
     }
     sections = {"tables": tables, "side": side, "stream": stream}
-    total = write_archive(out, header, sections, version=1)
+    total = write_archive(out, header, sections, version=SINGLE_STREAM_VERSION)
     return PackResult(
         path=Path(out),
         total_bytes=total,
@@ -186,7 +194,7 @@ def _pack_posterior(
 
 def _pack_segments(posterior: PosteriorSource, out, quantizer, options: StreamOptions,
                    show_progress: bool | None) -> PackResult:
-    """Version-2 archive: segments coded in parallel from a source read piece by piece."""
+    """A segmented archive: segments coded in parallel from a source read piece by piece."""
     keep = options.keep_values
     if keep is None:
         keep = posterior.n_latents <= KEEP_VALUES_LATENTS
@@ -215,28 +223,45 @@ def _pack_segments(posterior: PosteriorSource, out, quantizer, options: StreamOp
     )
 
 
-def _values_crc32(values: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes())
+def _values_crc32(values: np.ndarray, version: int) -> int:
+    """CRC-32 of the values as little-endian bytes; from version 2 on, of the shape before them
+    (archive.values_crc_seed), so a permuted shape is caught too."""
+    data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
+    return zlib.crc32(data, values_crc_seed(values.shape, version))
 
 
 def _tensor_entries(header: dict, source: str) -> list[dict]:
     entries = header.get("tensors")
     if header.get("format") != ARCHIVE_FORMAT or not isinstance(entries, list) or not entries:
         raise BayesCompressError(f"{source}: archive header does not list any tensors")
-    total = 0
+    if len(entries) > MAX_TENSORS:
+        raise BayesCompressError(f"{source}: archive header lists more than {MAX_TENSORS} tensors")
+    total, names = 0, set()
     for entry in entries:
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if (
             not isinstance(entry, dict)
             or not isinstance(entry.get("name"), str)
             or not isinstance(shape, list)
-            or not all(isinstance(d, int) and d >= 0 for d in shape)
-            or entry.get("dtype") not in FLOAT_DTYPES
+            or len(shape) > MAX_DIMS
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_LATENTS for d in shape)
+            or not isinstance(entry.get("dtype"), str)
+            or entry["dtype"] not in FLOAT_DTYPES
             or not isinstance(entry.get("params"), dict)
+            or isinstance(entry.get("values_crc32"), bool)
             or not isinstance(entry.get("values_crc32"), int)
         ):
             raise BayesCompressError(f"{source}: archive header has a malformed tensor entry")
-        size = int(np.prod(shape, dtype=object)) if shape else 1
+        name = entry["name"]
+        validate_tensor_name(name, f"{source}: archive header")
+        if name in names:
+            raise BayesCompressError(f"{source}: archive header lists tensor {name!r} twice")
+        names.add(name)
+        size = 1
+        for dim in shape:
+            size *= dim
+            if size > MAX_LATENTS:
+                break
         total += size
         if total > MAX_LATENTS:
             raise BayesCompressError(f"{source}: archive header declares too many latents")
@@ -292,7 +317,7 @@ def open_unpacked(path: str | os.PathLike, *, workers: int | None = None,
         raise BayesCompressError(f"{source}: archive uses a method this version cannot read ({exc})") from exc
     coder = coder_for(header.get("coder"), source)
     sizes = _symbol_counts(entries)
-    if archive.version == 1:
+    if archive.version < SEGMENTED_VERSION:
         whole = read_archive(path)
         tables, stream = _sections(whole, source)
         side = whole.sections.get("side", b"")
@@ -301,7 +326,7 @@ def open_unpacked(path: str | os.PathLike, *, workers: int | None = None,
             decoded = _decode_whole(coder, header, tables, stream, sizes, source)
             for number, (entry, symbols) in enumerate(zip(entries, decoded, strict=True)):
                 if wanted is None or number in wanted:
-                    values = _checked_values(quantizer, symbols, entry, config, source)
+                    values = _checked_values(quantizer, symbols, entry, config, source, archive.version)
                     yield Piece(number, 0, sizes[number]), values
     else:
         if not isinstance(coder, RangeCoder):
@@ -322,22 +347,19 @@ def _decode_whole(coder, header: dict, tables: bytes, stream: bytes, sizes: list
         return coder.decode(header["coder"], tables, stream, sizes)
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from exc
-    except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
-        raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
+    except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports a bad stream so
+        raise BayesCompressError(f"{source}: stream does not decode ({type(exc).__name__})") from exc
 
 
-def _checked_values(quantizer, symbols: np.ndarray, entry: dict, config: dict, source: str) -> np.ndarray:
-    try:
-        values = quantizer.dequantize(symbols, entry["params"], config)
-    except (KeyError, TypeError) as exc:
-        raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
-    values = values.astype(entry["dtype"])
-    if _values_crc32(values) != entry["values_crc32"]:
+def _checked_values(quantizer, symbols: np.ndarray, entry: dict, config: dict, source: str,
+                    version: int) -> np.ndarray:
+    values = dequantized(quantizer, symbols, entry, config, source).reshape(entry["shape"])
+    if _values_crc32(values, version) != entry["values_crc32"]:
         raise BayesCompressError(
             f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
             "chose (different quantile function on this platform?)"
         )
-    return values
+    return values.reshape(-1)
 
 
 def unpack(path: str | os.PathLike, show_progress: bool | None = None, *, workers: int | None = None,
@@ -360,7 +382,7 @@ def archive_info(path: str | os.PathLike) -> dict:
     entries = _tensor_entries(header, source)
     coder = coder_for(header.get("coder"), source)
     counts = _symbol_counts(entries)
-    if opened.version == 1:
+    if opened.version < SEGMENTED_VERSION:
         archive = read_archive(path)
         tables, stream = _sections(archive, source)
         table_bytes, stream_bytes, side = len(tables), len(stream), len(archive.sections.get("side", b""))

@@ -18,12 +18,24 @@ import numpy as np
 
 from .errors import BayesCompressError
 from .files import atomic_output
+from .hdf5_input import hdf5_errors, open_checked, read_attribute
+from .limits import (
+    MAX_DIMS,
+    MAX_NAME_CHARS,
+    MAX_TENSORS,
+    MAX_VOCAB_WORDS,
+    MAX_WORD_CHARS,
+    parse_json,
+    printable_name,
+)
 
 FORMAT_NAME = "bayescompress-posterior"
 FORMAT_VERSION = 1
 KINDS = ("embedding", "network", "generic")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 _BAD_NAME = re.compile(r"[/\s]|^\.{1,2}$")
+_MAX_INFLATION = 1100  # deflate's best ratio is about 1032:1
+_BAD_WORD_CHARACTER = re.compile(r"[^\S\n]|[\x00-\x09\x0b-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass
@@ -96,9 +108,13 @@ class Posterior:
 
 
 def validate_tensor_name(name: str, source: str) -> None:
-    if not isinstance(name, str) or not name or _BAD_NAME.search(name):
+    """A name that is safe as an HDF5 group, a file-name part and one printed line."""
+    if (not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS or _BAD_NAME.search(name)
+            or not printable_name(name)):
+        shown = name if not isinstance(name, str) or len(name) <= 80 else name[:77] + "..."
         raise BayesCompressError(
-            f"{source}: tensor name {name!r} is not allowed (no '/', no whitespace, not empty)"
+            f"{source}: tensor name {shown!r} is not allowed (no '/', whitespace or control "
+            f"characters, not empty, at most {MAX_NAME_CHARS} characters)"
         )
 
 
@@ -127,12 +143,27 @@ def validate_tensor(name: str, tensor: TensorPosterior, source: str) -> None:
 
 
 def validate_vocabulary(vocab: Vocabulary, source: str) -> None:
-    """Words must be unique, non-empty and free of whitespace (word2vec files split on it)."""
-    for word in vocab.words:
-        if not isinstance(word, str) or not word or any(ch.isspace() for ch in word):
-            raise BayesCompressError(
-                f"{source}: vocabulary word {word!r} is empty or contains whitespace"
-            )
+    """Words must be unique, non-empty and free of whitespace (word2vec files split on it), of
+    control characters and lone surrogates (no output format could hold them)."""
+    words = vocab.words
+    if len(words) > MAX_VOCAB_WORDS:
+        raise BayesCompressError(f"{source}: vocabulary has more than {MAX_VOCAB_WORDS} words")
+    if not all(isinstance(word, str) for word in words):
+        raise BayesCompressError(f"{source}: vocabulary holds a word that is not a string")
+    text = "\n".join(words)  # one regular-expression pass instead of a Python loop per character
+    bad = _BAD_WORD_CHARACTER.search(text)
+    if bad is None and words and (min(map(len, words)) == 0 or text.count("\n") != len(words) - 1):
+        bad = next(index for index, word in enumerate(words) if not word or "\n" in word)
+        raise BayesCompressError(f"{source}: vocabulary word {words[bad]!r} is empty or contains whitespace")
+    if bad is not None:
+        word = words[text.count("\n", 0, bad.start())]
+        shown = word if len(word) <= 80 else word[:77] + "..."
+        raise BayesCompressError(
+            f"{source}: vocabulary word {shown!r} contains whitespace, a control character or a lone "
+            "surrogate"
+        )
+    if words and max(map(len, words)) > MAX_WORD_CHARS:
+        raise BayesCompressError(f"{source}: vocabulary has a word over {MAX_WORD_CHARS} characters")
     if len(set(vocab.words)) != len(vocab.words):
         raise BayesCompressError(f"{source}: vocabulary has duplicate words")
     if vocab.counts is not None:
@@ -200,13 +231,31 @@ def save_posterior(post: Posterior, path: str | os.PathLike) -> None:
                 vocab.create_dataset("counts", data=post.vocab.counts.astype(np.int64))
 
 
-def _read_json_attr(h5, key: str, source: str):
-    if key not in h5.attrs:
+def _attribute_text(h5, key: str, source: str) -> str | None:
+    value = read_attribute(h5, key, source)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BayesCompressError(f"{source}: attribute {key!r} is not valid UTF-8") from None
+    if not isinstance(value, str):
+        raise BayesCompressError(f"{source}: attribute {key!r} must be a string")
+    return value
+
+
+def _read_json_attr(h5, key: str, source: str, expected: type = dict):
+    text = _attribute_text(h5, key, source)
+    if text is None:
         return None
     try:
-        return json.loads(h5.attrs[key])
-    except (TypeError, ValueError) as exc:
-        raise BayesCompressError(f"{source}: attribute {key!r} is not valid JSON") from exc
+        value = parse_json(text, f"attribute {key!r}")
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: {exc}") from None
+    if not isinstance(value, expected):
+        raise BayesCompressError(f"{source}: attribute {key!r} must hold a JSON {expected.__name__}")
+    return value
 
 
 def read_posterior_header(path: str | os.PathLike) -> dict:
@@ -214,7 +263,7 @@ def read_posterior_header(path: str | os.PathLike) -> dict:
     import h5py
 
     source = str(path)
-    with _open_h5(path) as h5:
+    with open_checked(path) as h5, hdf5_errors(source):
         _check_format(h5, source)
         group = h5["tensors"]
         names = _tensor_order(group, source)
@@ -222,47 +271,43 @@ def read_posterior_header(path: str | os.PathLike) -> dict:
         for name in names:
             if not isinstance(group.get(name), h5py.Group) or "mean" not in group[name]:
                 raise BayesCompressError(f"{source}: tensor {name!r} has no 'mean' dataset")
-            shapes[name] = tuple(group[name]["mean"].shape)
+            shapes[name] = tuple(group[name]["mean"].shape or ())
+        words = h5["vocab"].get("words") if isinstance(h5.get("vocab"), h5py.Group) else None
         return {
-            "kind": str(h5.attrs.get("kind", "generic")),
+            "kind": _attribute_text(h5, "kind", source) or "generic",
             "tensors": shapes,
-            "vocab_size": len(h5["vocab"]["words"]) if "vocab" in h5 else None,
+            "vocab_size": len(words) if isinstance(words, h5py.Dataset) and words.ndim == 1 else None,
             "metadata": _read_json_attr(h5, "metadata", source) or {},
             "model_spec": _read_json_attr(h5, "model_spec", source),
         }
 
 
-def _open_h5(path: str | os.PathLike):
+def _check_format(h5, source: str) -> None:
     import h5py
 
-    if not Path(path).is_file():
-        raise BayesCompressError(f"{path}: no such file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise BayesCompressError(f"{path}: not a readable HDF5 posterior file") from exc
-
-
-def _check_format(h5, source: str) -> None:
-    fmt = h5.attrs.get("format")
+    fmt = _attribute_text(h5, "format", source)
     if fmt != FORMAT_NAME:
-        raise BayesCompressError(f"{source}: not a bayescompress posterior file (format={fmt!r})")
-    version = int(h5.attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
+        shown = fmt if fmt is None or len(fmt) <= 60 else fmt[:57] + "..."
+        raise BayesCompressError(f"{source}: not a bayescompress posterior file (format={shown!r})")
+    version = read_attribute(h5, "format_version", source)
+    if version != FORMAT_VERSION or not isinstance(version, (int, np.integer)) or isinstance(version, bool):
+        shown = repr(version) if len(repr(version)) <= 60 else repr(version)[:57] + "..."
         raise BayesCompressError(
-            f"{source}: posterior format version {version} is not supported "
+            f"{source}: posterior format version {shown} is not supported "
             f"(this bayescompress reads version {FORMAT_VERSION})"
         )
-    if "tensors" not in h5:
+    if not isinstance(h5.get("tensors"), h5py.Group):
         raise BayesCompressError(f"{source}: has no 'tensors' group")
 
 
 def _tensor_order(group, source: str) -> list[str]:
-    try:
-        order = json.loads(group.attrs["order"]) if "order" in group.attrs else sorted(group)
-    except (TypeError, ValueError) as exc:
-        raise BayesCompressError(f"{source}: tensor order attribute is not valid JSON") from exc
-    if sorted(order) != sorted(group):
+    present = list(group)
+    if len(present) > MAX_TENSORS:
+        raise BayesCompressError(f"{source}: holds more than {MAX_TENSORS} tensors")
+    order = _read_json_attr(group, "order", source, list)
+    if order is None:
+        order = sorted(present)
+    if not all(isinstance(name, str) for name in order) or sorted(order) != sorted(present):
         raise BayesCompressError(f"{source}: tensor order attribute does not match the tensors")
     return list(order)
 
@@ -286,16 +331,16 @@ def open_tensor_datasets(path: str | os.PathLike, tensors: Iterable[str] | None 
     import h5py
 
     source = str(path)
-    with _open_h5(path) as h5:
+    with open_checked(path) as h5, hdf5_errors(source):
         _check_format(h5, source)
         group = h5["tensors"]
         names = _tensor_order(group, source)
         wanted = list(tensors) if tensors is not None else names
         datasets = {}
         for name in wanted:
-            if name not in group:
+            if name not in names:
                 raise BayesCompressError(
-                    f"{source}: no tensor named {name!r} (tensors: {', '.join(names)})"
+                    f"{source}: no tensor named {name!r} (tensors: {', '.join(map(repr, names))})"
                 )
             sub = group[name]
             if not isinstance(sub, h5py.Group) or "mean" not in sub or "std" not in sub:
@@ -314,20 +359,33 @@ def open_tensor_datasets(path: str | os.PathLike, tensors: Iterable[str] | None 
 
 def load_side_data(h5, source: str) -> tuple[str, Vocabulary | None, dict | None, dict]:
     """Kind, vocabulary, model spec and metadata of an open posterior file."""
-    vocab = None
-    if "vocab" in h5:
-        try:
-            words = [str(w) for w in h5["vocab"]["words"].asstr()[()]]
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
-            raise BayesCompressError(f"{source}: vocabulary words are unreadable") from exc
-        counts = h5["vocab"]["counts"][()] if "counts" in h5["vocab"] else None
-        vocab = Vocabulary(words, None if counts is None else np.asarray(counts))
+    vocab = _read_vocabulary(h5["vocab"], source) if "vocab" in h5 else None
     return (
-        str(h5.attrs.get("kind", "generic")),
+        _attribute_text(h5, "kind", source) or "generic",
         vocab,
         _read_json_attr(h5, "model_spec", source),
         _read_json_attr(h5, "metadata", source) or {},
     )
+
+
+def _read_vocabulary(group, source: str) -> Vocabulary:
+    import h5py
+
+    words = group.get("words") if isinstance(group, h5py.Group) else None
+    if not isinstance(words, h5py.Dataset) or words.ndim != 1 or words.dtype.kind not in "OSU":
+        raise BayesCompressError(f"{source}: vocabulary words must be a 1-D string dataset")
+    if len(words) > MAX_VOCAB_WORDS:
+        raise BayesCompressError(f"{source}: vocabulary has more than {MAX_VOCAB_WORDS} words")
+    try:
+        words = [str(w) for w in words.asstr()[()]]
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise BayesCompressError(f"{source}: vocabulary words are unreadable") from exc
+    counts = group.get("counts")
+    if counts is not None:
+        if not isinstance(counts, h5py.Dataset) or counts.ndim != 1 or counts.dtype.kind not in "iu":
+            raise BayesCompressError(f"{source}: vocabulary counts must be a 1-D integer dataset")
+        counts = np.asarray(counts[()])
+    return Vocabulary(words, counts)
 
 
 def open_npz(path: str | os.PathLike):
@@ -343,7 +401,46 @@ def open_npz(path: str | os.PathLike):
         raise BayesCompressError(f"{source}: not a readable .npz file") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise BayesCompressError(f"{source}: not an .npz archive (a single .npy array?)")
+    try:
+        _check_npz_members(archive.zip, source)
+    except BaseException:
+        archive.close()
+        raise
     return archive
+
+
+def _check_npz_members(zipped, source: str) -> None:
+    """Each .npy member must hold exactly the bytes its header declares, and inflate by no more
+    than deflate can: so nothing is allocated from a header that the file cannot back."""
+    import zipfile
+
+    members = zipped.infolist()
+    if len(members) > 2 * MAX_TENSORS + 2:
+        raise BayesCompressError(f"{source}: .npz holds more than {2 * MAX_TENSORS + 2} arrays")
+    for member in members:
+        where = f"{source}: array {member.filename!r}"
+        if member.file_size > (1 << 20) + _MAX_INFLATION * member.compress_size:
+            raise BayesCompressError(f"{where} inflates {member.file_size} bytes from {member.compress_size}")
+        try:
+            with zipped.open(member) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+                header_bytes = stream.tell()
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
+            raise BayesCompressError(f"{where} has no readable .npy header") from exc
+        if dtype.hasobject:
+            continue  # refused when read: np.load(allow_pickle=False) never unpickles
+        count = 1
+        for dim in shape:
+            count *= dim
+        if len(shape) > MAX_DIMS or header_bytes + count * dtype.itemsize != member.file_size:
+            raise BayesCompressError(
+                f"{where} declares shape {shape[:MAX_DIMS]} of {dtype} but the file holds "
+                f"{member.file_size - header_bytes} bytes of data"
+            )
 
 
 def import_npz(path: str | os.PathLike, kind: str | None = None) -> Posterior:

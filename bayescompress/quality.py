@@ -108,13 +108,14 @@ def embedding_quality(values: dict[str, np.ndarray], posterior: Posterior, *, te
     return Quality(float(result.hits_at_10), "hits_at_10", extras)
 
 
-def network_quality(values: dict[str, np.ndarray], posterior: Posterior, **options) -> Quality:
+def network_quality(values: dict[str, np.ndarray], posterior: Posterior, *, data=None,
+                    split: str = "test") -> Quality:
     """The network's task metric from ``bayescompress.evaluate.bnn.evaluate_network``: test accuracy
-    (classification) or minus the test RMSE (regression), with the NLL beside it; ``options``
-    (``data``, ``split``) are passed through.
+    (classification) or minus the test RMSE (regression), with the NLL beside it; ``data`` and
+    ``split`` are passed through (named, so that the sweep refuses any other option up front).
     """
     evaluate_network = _evaluator("bayescompress.evaluate.bnn", "evaluate_network", "network")
-    result = evaluate_network(values, posterior.model_spec, **options)
+    result = evaluate_network(values, posterior.model_spec, data=data, split=split)
     extras = {"nll": float(result.nll)}
     if result.accuracy is not None:
         return Quality(float(result.accuracy), "accuracy", extras)

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .coding import FrequencyTable, decode_stream, decode_varints, encode_stream, encode_varints
+from .coding import (
+    FrequencyTable,
+    check_stream_can_hold,
+    decode_stream,
+    decode_varints,
+    encode_stream,
+    encode_varints,
+)
 from .errors import BayesCompressError
 
 SEGMENT_LATENTS = 1 << 20  # default S: tables cost ~0.1% of a segment's stream at 1 bit/dim
@@ -78,7 +85,9 @@ def decode_segment(data: bytes, table_length: int, counts: list[int]) -> list[np
         tables.append(table)
     if offset != table_length:
         raise BayesCompressError("segment tables do not end where the index says")
-    return decode_stream(data[table_length:], list(zip(counts, tables, strict=True)))
+    blocks = list(zip(counts, tables, strict=True))
+    check_stream_can_hold(data[table_length:], blocks)  # a small segment never declares a long decode
+    return decode_stream(data[table_length:], blocks)
 
 
 def encode_index(lengths: list[tuple[int, int]]) -> bytes:

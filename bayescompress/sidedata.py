@@ -13,11 +13,12 @@ import numpy as np
 
 from .coding import decode_varints, encode_varints, unzigzag, zigzag
 from .errors import BayesCompressError
-from .posterior import Vocabulary
+from .limits import MAX_SIDE_BYTES, MAX_VOCAB_WORDS, SIDE_EXPANSION, parse_json
+from .posterior import Vocabulary, validate_vocabulary
 
 CODEC = "lzma2-raw-preset9e"
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
-MAX_SIDE_BYTES = 1 << 32
+PART_NAMES = ("vocab_words", "vocab_counts", "model_spec", "metadata")
 
 
 def encode_side_data(
@@ -60,14 +61,24 @@ def decode_side_data(
     if descriptor.get("codec") != CODEC:
         raise BayesCompressError(f"{source}: side data codec {descriptor.get('codec')!r} is unknown")
     raw_length = descriptor.get("raw_length")
-    lengths = [part.get("length") if isinstance(part, dict) else None for part in parts]
+    names = [part.get("name") if isinstance(part, dict) else None for part in parts]
+    known = all(isinstance(name, str) and name in PART_NAMES for name in names)
+    if len(parts) > len(PART_NAMES) or not known or len(set(names)) != len(names):
+        raise BayesCompressError(f"{source}: side data parts are malformed")
+    lengths = [part.get("length") for part in parts]
     if (
-        not isinstance(raw_length, int)
+        isinstance(raw_length, bool)
+        or not isinstance(raw_length, int)
         or not 0 <= raw_length <= MAX_SIDE_BYTES
-        or not all(isinstance(n, int) and n >= 0 for n in lengths)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths)
         or sum(lengths) != raw_length
     ):
         raise BayesCompressError(f"{source}: side data lengths are malformed")
+    if raw_length > (1 << 20) + SIDE_EXPANSION * len(blob):
+        raise BayesCompressError(
+            f"{source}: side data claims {raw_length} bytes from {len(blob)} compressed "
+            f"(more than {SIDE_EXPANSION}x); refused"
+        )
     try:
         decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_FILTERS)
         raw = decompressor.decompress(blob, max_length=raw_length + 1)
@@ -82,9 +93,12 @@ def decode_side_data(
     vocab = None
     if "vocab_words" in pieces:
         try:
-            words = pieces["vocab_words"].decode("utf-8").split("\n")
+            text = pieces["vocab_words"].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BayesCompressError(f"{source}: vocabulary is not valid UTF-8") from exc
+        if text.count("\n") >= MAX_VOCAB_WORDS:
+            raise BayesCompressError(f"{source}: vocabulary has more than {MAX_VOCAB_WORDS} words")
+        words = text.split("\n")
         counts = None
         if "vocab_counts" in pieces:
             deltas, used = decode_varints(pieces["vocab_counts"], len(words))
@@ -92,9 +106,15 @@ def decode_side_data(
                 raise BayesCompressError(f"{source}: vocabulary counts are malformed")
             counts = np.cumsum(unzigzag(deltas))
         vocab = Vocabulary(words, counts)
+        validate_vocabulary(vocab, source)
+        if descriptor.get("vocab_size", len(words)) != len(words):
+            raise BayesCompressError(f"{source}: side data vocabulary size does not match its words")
     model_spec = _parse_json(pieces.get("model_spec"), "model spec", source)
-    metadata = _parse_json(pieces.get("metadata"), "metadata", source) or {}
-    return vocab, model_spec, metadata
+    metadata = _parse_json(pieces.get("metadata"), "metadata", source)
+    for what, value in (("model spec", model_spec), ("metadata", metadata)):
+        if value is not None and not isinstance(value, dict):
+            raise BayesCompressError(f"{source}: {what} in side data is not a JSON object")
+    return vocab, model_spec, metadata or {}
 
 
 def _json_bytes(value) -> bytes:
@@ -105,6 +125,6 @@ def _parse_json(data: bytes | None, what: str, source: str):
     if data is None:
         return None
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BayesCompressError(f"{source}: {what} in side data is not valid JSON") from exc
+        return parse_json(data, f"{what} in side data")
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: {exc}") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive import write_spooled_archive
+from .archive import FORMAT_VERSION, values_crc_seed, write_spooled_archive
 from .coding import symbol_counts
 from .segments import SEGMENT_LATENTS, encode_index, encode_segment, segment_count, segment_pieces
 from .sidedata import encode_side_data
@@ -177,7 +177,8 @@ class _SegmentCoder:
                 )
             symbols.append(piece_symbols)
             values = self.quantizer.dequantize(piece_symbols, plan.params, self.config)
-            chosen.append(np.asarray(values).astype(self.posterior.tensors[piece.tensor].dtype))
+            with np.errstate(over="ignore"):  # a value past float16/32's range rounds to inf, as in unpack
+                chosen.append(np.asarray(values).astype(self.posterior.tensors[piece.tensor].dtype))
         tallies = [symbol_counts(s) for s in symbols]
         data, table_length = encode_segment(symbols, tallies)
         return data, table_length, chosen, tallies
@@ -189,7 +190,7 @@ class _SegmentSink:
     def __init__(self, spool, posterior: PosteriorSource, keep_values: bool, progress):
         self.spool, self.progress = spool, progress
         self.dtypes = [np.dtype(t.dtype).newbyteorder("<") for t in posterior.tensors]
-        self.crcs = [0] * len(posterior.tensors)
+        self.crcs = [values_crc_seed(t.shape, FORMAT_VERSION) for t in posterior.tensors]
         self.tallies: list[list] = [[] for _ in posterior.tensors]
         self.values = (
             {t.name: np.empty(t.size, dtype=t.dtype) for t in posterior.tensors}

@@ -13,7 +13,7 @@ from zlib import crc32 as zlib_crc32
 
 import numpy as np
 
-from .archive import ArchiveFile
+from .archive import ArchiveFile, values_crc_seed
 from .errors import BayesCompressError
 from .segments import Piece, decode_index, decode_segment, segment_count, segment_pieces
 from .streampack import CHUNK_LATENTS, available_cores
@@ -57,25 +57,18 @@ def decoded_pieces(
     latents, lengths = segment_layout(archive, sizes)
     archive.verify_section("stream")
     offsets = archive.spans["stream"][0] + np.concatenate(([0], np.cumsum(lengths.sum(axis=1))))
-    crcs = [0] * len(sizes)
+    crcs = [values_crc_seed(entry["shape"], archive.version) for entry in entries]
 
     def decode(pieces, data, table_length):
         try:
             symbols = decode_segment(data, table_length, [p.size for p in pieces])
         except BayesCompressError as exc:
             raise BayesCompressError(f"{source}: {exc}") from exc
-        except (ValueError, RuntimeError) as exc:  # constriction reports a bad stream this way
-            raise BayesCompressError(f"{source}: stream does not decode ({exc})") from exc
+        except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports a bad stream so
+            raise BayesCompressError(f"{source}: stream does not decode ({type(exc).__name__})") from exc
         out = []
         for piece, piece_symbols in zip(pieces, symbols, strict=True):
-            entry = entries[piece.tensor]
-            try:
-                values = quantizer.dequantize(piece_symbols, entry["params"], config)
-            except (KeyError, TypeError) as exc:
-                raise BayesCompressError(
-                    f"{source}: tensor {entry['name']!r} has malformed parameters"
-                ) from exc
-            out.append(np.asarray(values).astype(entry["dtype"]))
+            out.append(dequantized(quantizer, piece_symbols, entries[piece.tensor], config, source))
         return out
 
     with ThreadPoolExecutor(max_workers=workers or available_cores()) as pool:
@@ -96,6 +89,18 @@ def decoded_pieces(
                 )
         while pending:
             yield from _hand_out(pending.popleft(), entries, sizes, crcs, wanted, source)
+
+
+def dequantized(quantizer, symbols: np.ndarray, entry: dict, config: dict, source: str) -> np.ndarray:
+    """A tensor's (or piece's) values in its dtype; malformed parameters are one error line."""
+    try:
+        values = quantizer.dequantize(symbols, entry["params"], config)
+    except BayesCompressError as exc:
+        raise BayesCompressError(f"{source}: tensor {entry['name']!r}: {exc}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
+    with np.errstate(over="ignore"):  # a float64 value beyond float16/32 becomes inf; the CRC decides
+        return np.asarray(values).astype(entry["dtype"])
 
 
 def _hand_out(item, entries, sizes, crcs, wanted, source):

@@ -16,8 +16,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
+from . import quantile as basic_quantile
 from .errors import BayesCompressError
 from .quantizers import (
     Option,
@@ -33,6 +34,9 @@ MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
 PRIOR_BLOCK = 1 << 16  # latents per partial sum of the empirical prior (see from_blocks)
+QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
+LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
+QUANTILES = (QUANTILE, LEGACY_QUANTILE)
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,7 @@ class GaussianPrior:
         same however the tensor is cut, as long as every piece but the last is a whole number of
         PRIOR_BLOCKs.  ``blocks`` is called once more per pass (two when fitting the loc).
         """
-        loc = 0.0
-        if fit_loc:
-            sums, n = [], 0
-            for part in _prior_blocks(blocks):
-                sums.append(float(np.sum(part)))
-                n += part.size
-            loc = math.fsum(sums) / n if n else 0.0
+        loc = _mean_of_blocks(blocks) if fit_loc else 0.0
         squares, peak, n = [], 0.0, 0
         for part in _prior_blocks(blocks):
             centred = part - loc if fit_loc else part
@@ -97,6 +95,21 @@ def _prior_blocks(blocks):
             yield block[start:start + PRIOR_BLOCK]
 
 
+def _mean_of_blocks(blocks) -> float:
+    """The mean, as exact partial sums; values near the float64 limit are scaled down first so
+    that no sum overflows."""
+    sums, peak, n = [], 0.0, 0
+    for part in _prior_blocks(blocks):
+        sums.append(float(np.sum(part)))
+        peak = max(peak, float(np.max(np.abs(part))))
+        n += part.size
+    if n == 0:
+        return 0.0
+    if peak < 1e300:
+        return math.fsum(sums) / n
+    return peak * math.fsum(float(np.sum(part / peak)) for part in _prior_blocks(blocks)) / n
+
+
 def symbol_rates(symbols: np.ndarray) -> np.ndarray:
     """Rate r (bit length of the binary code point) of each heap-index symbol.
 
@@ -118,67 +131,87 @@ def code_points(symbols: np.ndarray) -> np.ndarray:
     return np.ldexp(numerators.astype(np.float64), -rates)
 
 
-@functools.lru_cache(maxsize=1)
-def _near_side_quantile_table() -> np.ndarray:
-    """ndtri(i / 2^_TABLE_RATE) for i in 0 .. 2^(_TABLE_RATE-1): lower half of code points."""
+def _lower_quantiles(p: np.ndarray, quantile: str) -> np.ndarray:
+    """Standard-normal quantile of probabilities in (0, 1/2] by the named function."""
+    if quantile == LEGACY_QUANTILE:
+        from scipy.special import ndtri
+
+        return ndtri(p)
+    return basic_quantile.lower_normal_quantile(p)
+
+
+@functools.lru_cache(maxsize=2)
+def _near_side_quantile_table(quantile: str = QUANTILE) -> np.ndarray:
+    """Quantile of i / 2^_TABLE_RATE for i in 0 .. 2^(_TABLE_RATE-1): lower half of code points."""
     steps = np.arange((1 << (_TABLE_RATE - 1)) + 1, dtype=np.float64)
-    table = ndtri(np.ldexp(steps, -_TABLE_RATE))
+    table = np.empty(steps.size)
+    table[0] = -np.inf  # 0 is no code point
+    table[1:] = _lower_quantiles(np.ldexp(steps[1:], -_TABLE_RATE), quantile)
     table.setflags(write=False)
     return table
 
 
-def _near_side_quantiles(numerators: np.ndarray, rates: np.ndarray | int) -> np.ndarray:
-    """ndtri(m / 2^r) for odd m <= 2^(r-1): the standard-normal quantile on the near side."""
+def _near_side_quantiles(numerators: np.ndarray, rates: np.ndarray | int, quantile: str) -> np.ndarray:
+    """Quantile of m / 2^r for odd m <= 2^(r-1): the standard-normal quantile on the near side."""
     rates = np.broadcast_to(np.asarray(rates, dtype=np.int64), numerators.shape)
     values = np.empty(numerators.shape, dtype=np.float64)
     small = rates <= _TABLE_RATE
     if np.any(small):
-        values[small] = _near_side_quantile_table()[numerators[small] << (_TABLE_RATE - rates[small])]
+        table = _near_side_quantile_table(quantile)
+        values[small] = table[numerators[small] << (_TABLE_RATE - rates[small])]
     if not np.all(small):
         big = ~small
-        values[big] = ndtri(np.ldexp(numerators[big].astype(np.float64), -rates[big]))
+        values[big] = _lower_quantiles(np.ldexp(numerators[big].astype(np.float64), -rates[big]), quantile)
     return values
 
 
-def _exact_standard_quantiles(symbols: np.ndarray) -> np.ndarray:
+def _exact_standard_quantiles(symbols: np.ndarray, quantile: str) -> np.ndarray:
     rates = symbol_rates(symbols)
     half = np.int64(1) << (rates - 1)
     numerators = 2 * (symbols - half) + 1
     upper = numerators > half
     near = np.where(upper, (np.int64(1) << rates) - numerators, numerators)
-    signed = _near_side_quantiles(near, rates)
+    signed = _near_side_quantiles(near, rates, quantile)
     np.negative(signed, out=signed, where=upper)
     return signed
 
 
-@functools.lru_cache(maxsize=1)
-def _short_symbol_quantiles() -> np.ndarray:
+@functools.lru_cache(maxsize=2)
+def _short_symbol_quantiles(quantile: str = QUANTILE) -> np.ndarray:
     """Quantiles of every symbol below 2^16 (rates up to 16), so decoding is one gather."""
-    table = np.concatenate(([np.nan], _exact_standard_quantiles(np.arange(1, 1 << 16, dtype=np.int64))))
+    short = _exact_standard_quantiles(np.arange(1, 1 << 16, dtype=np.int64), quantile)
+    table = np.concatenate(([np.nan], short))
     table.setflags(write=False)
     return table
 
 
-def standard_quantiles(symbols: np.ndarray) -> np.ndarray:
+def standard_quantiles(symbols: np.ndarray, quantile: str = QUANTILE) -> np.ndarray:
     """Standard-normal quantile of each symbol's code point, symmetric by construction.
 
     Computing the upper half as the negated lower half keeps the tails exact: 1 - xi would
-    lose the low bits that xi holds near 1.
+    lose the low bits that xi holds near 1.  ``quantile`` names the function (QUANTILES).
     """
     symbols = np.asarray(symbols, dtype=np.int64)
-    table = _short_symbol_quantiles()
+    table = _short_symbol_quantiles(quantile)
     short = symbols < table.size
     if short.all():
         return table[symbols]
     values = np.empty(symbols.shape, dtype=np.float64)
     values[short] = table[symbols[short]]
-    values[~short] = _exact_standard_quantiles(symbols[~short])
+    values[~short] = _exact_standard_quantiles(symbols[~short], quantile)
     return values
 
 
-def code_point_values(symbols: np.ndarray, prior: GaussianPrior) -> np.ndarray:
+def code_point_values(symbols: np.ndarray, prior: GaussianPrior, quantile: str = QUANTILE) -> np.ndarray:
     """Reconstructed latent F^-1(xi) for each symbol: the value that pack chose and unpack returns."""
-    return prior.loc + prior.scale * standard_quantiles(symbols)
+    return prior.loc + prior.scale * standard_quantiles(symbols, quantile)
+
+
+def checked_max_rate(value, what: str = "max rate") -> int:
+    """``value`` as an int in 1..MAX_RATE, or one BayesCompressError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_RATE:
+        raise BayesCompressError(f"{what} must be an integer between 1 and {MAX_RATE}, got {value!r}")
+    return int(value)
 
 
 def choose_code_points(
@@ -204,8 +237,7 @@ def choose_code_points(
     """
     if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
         raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
-    if not 1 <= int(max_rate) <= MAX_RATE:
-        raise BayesCompressError(f"max rate must be between 1 and {MAX_RATE}, got {max_rate}")
+    max_rate = checked_max_rate(max_rate)
     means = np.asarray(means, dtype=np.float64).ravel()
     stds = np.asarray(stds, dtype=np.float64).ravel()
     symbols = np.empty(means.size, dtype=np.int64)
@@ -222,12 +254,20 @@ def choose_code_points(
 def _choose_block(
     means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior, max_rate: int
 ) -> np.ndarray:
+    with np.errstate(over="ignore"):  # extreme finite means or stds give infinite losses, compared as such
+        return _search_block(means, stds, lam, prior, max_rate)
+
+
+def _search_block(
+    means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior, max_rate: int
+) -> np.ndarray:
     standardized = (means - prior.loc) / prior.scale
     upper = standardized > 0
     near_mass = ndtr(-np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
-    penalty = 2.0 * lam * np.square(stds)  # eq. 9: 2 lambda sigma^2 per bit
+    # eq. 9: 2 lambda sigma^2 per bit (lambda 0 means no penalty, even where sigma^2 overflows)
+    penalty = 2.0 * lam * np.square(stds) if lam > 0 else np.zeros(stds.shape)
 
-    median = prior.loc + prior.scale * _near_side_quantile_table()[1 << (_TABLE_RATE - 1)]
+    median = prior.loc + prior.scale * 0.0  # the quantile of 1/2 in every quantile function
     best_loss = np.square(median - means) + penalty * 1
     best_symbol = np.ones(means.size, dtype=np.int64)
     active = np.flatnonzero(best_loss > penalty * 2)
@@ -239,13 +279,16 @@ def _choose_block(
         scaled = np.ldexp(near_mass[active], rate)
         floor = np.floor(scaled)
         lower_grid = floor.astype(np.int64)
-        odd = lower_grid | 1  # the grid point of exactly this rate next to F(mu)
-        # F(mu) exactly on an even grid point > 0 was met at a lower rate; 0 is no code point
-        fresh = ~((scaled == floor) & ((lower_grid & 1) == 0) & (lower_grid > 0))
+        half = np.int64(1) << (rate - 1)
+        # the grid point of exactly this rate next to F(mu); a mass that rounded to 1/2 (a mean
+        # within an ulp of the median but not on it) takes the one on its own side of the median
+        odd = np.minimum(lower_grid | 1, half - 1)
+        # F(mu) exactly on an even grid point in (0, 1/2) was met at a lower rate; 0 is no code point
+        fresh = ~((scaled == floor) & ((lower_grid & 1) == 0) & (lower_grid > 0) & (lower_grid < half))
         if rate <= _TABLE_RATE:
             quantile = table[odd << (_TABLE_RATE - rate)]
         else:
-            quantile = ndtri(np.ldexp(odd.astype(np.float64), -rate))
+            quantile = basic_quantile.lower_normal_quantile(np.ldexp(odd.astype(np.float64), -rate))
         is_upper = upper[active]
         quantile = np.where(is_upper, -quantile, quantile)
         values = prior.loc + prior.scale * quantile
@@ -292,14 +335,13 @@ class VBQQuantizer(Quantizer):
             raise BayesCompressError(f"prior must be 'rms' or 'fit', got {prior!r}")
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
             raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
-        if not 1 <= int(max_rate) <= MAX_RATE:
-            raise BayesCompressError(f"max rate must be between 1 and {MAX_RATE}, got {max_rate}")
         self.lam = float(lam)
-        self.max_rate = int(max_rate)
+        self.max_rate = checked_max_rate(max_rate)
         self.prior = prior
 
     def config(self) -> dict:
-        return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior}
+        return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior,
+                "quantile": QUANTILE}
 
     blockwise = True  # quantize_block needs only fit_params' result, not the whole tensor
 
@@ -326,7 +368,10 @@ class VBQQuantizer(Quantizer):
         if not prior.scale > 0:
             raise BayesCompressError("archive header: prior scale must be > 0")
         symbols = np.asarray(symbols, dtype=np.int64)
-        max_rate = int(config.get("max_rate", MAX_RATE))
-        if symbols.size and (symbols.min() < 1 or symbols.max() >= (1 << min(max_rate, MAX_RATE))):
+        max_rate = checked_max_rate(config.get("max_rate", MAX_RATE), "archive header: VBQ max rate")
+        quantile = config.get("quantile", LEGACY_QUANTILE)
+        if quantile not in QUANTILES:
+            raise BayesCompressError(f"archive header: unknown quantile function {quantile!r}")
+        if symbols.size and (symbols.min() < 1 or symbols.max() >= (1 << max_rate)):
             raise BayesCompressError("archive holds a VBQ symbol outside the code point range")
-        return code_point_values(symbols, prior)
+        return code_point_values(symbols, prior, quantile)

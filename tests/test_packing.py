@@ -146,7 +146,7 @@ def test_archives_of_every_format_version_decode_to_their_recorded_values(fixtur
 
 def test_fixture_archives_exist_for_every_version_this_release_reads():
     for version in READABLE_VERSIONS:
-        assert (FIXTURES / f"v{version}-vbq.bcz").exists()
+        assert any(FIXTURES.glob(f"v{version}-*.bcz")), f"no fixture of version {version}"
     assert FORMAT_VERSION in READABLE_VERSIONS
     assert open_archive(FIXTURES / f"v{FORMAT_VERSION}-vbq.bcz").version == FORMAT_VERSION
 

@@ -6,7 +6,6 @@ kind of file is told apart (by its first bytes, not its name) and read.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,8 @@ import numpy as np
 
 from ..archive import MAGIC as ARCHIVE_MAGIC
 from ..errors import BayesCompressError
+from ..hdf5_input import hdf5_errors, open_checked, read_attribute
+from ..limits import parse_json
 
 DEFAULT_TENSOR = "U"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -101,14 +102,10 @@ def _from_archive(path: Path, tensor: str | None) -> WordVectors:
 
 
 def _from_hdf5(path: Path, tensor: str | None) -> WordVectors:
-    import h5py
 
     source = str(path)
-    try:
-        with h5py.File(path, "r") as h5:
-            fmt = h5.attrs.get("format")
-    except OSError as exc:
-        raise BayesCompressError(f"{source}: not a readable HDF5 file") from exc
+    with open_checked(path) as h5, hdf5_errors(source):
+        fmt = read_attribute(h5, "format", source)
     from ..posterior import FORMAT_NAME, Posterior, read_posterior_header
     from ..streamexport import VALUES_FORMAT
 
@@ -133,18 +130,21 @@ def _from_values_file(path: Path, tensor: str | None) -> WordVectors:
 
     source = str(path)
     try:
-        with h5py.File(path, "r") as h5:
+        with open_checked(path) as h5, hdf5_errors(source):
             if "tensors" not in h5 or "vocab" not in h5 or "words" not in h5["vocab"]:
                 raise BayesCompressError(f"{source}: unpacked values have no tensors or no vocabulary")
             group = h5["tensors"]
-            names = json.loads(group.attrs["order"]) if "order" in group.attrs else sorted(group)
+            order = read_attribute(group, "order", source)
+            names = parse_json(order, f"{source}: tensor order") if order is not None else sorted(group)
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise BayesCompressError(f"{source}: tensor order attribute is malformed")
             name = _pick_tensor(list(names), tensor, source)
             dataset = group.get(name)
             if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind != "f":
                 raise BayesCompressError(f"{source}: tensor {name!r} is not a float dataset")
             vectors = dataset[()]
             words = [str(w) for w in h5["vocab"]["words"].asstr()[()]]
-    except (OSError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise BayesCompressError(f"{source}: unpacked values file is unreadable ({exc})") from exc
     return WordVectors(vectors, words, source, "values", name)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BayesCompressError
+from ..limits import MAX_DIMS, MAX_TENSORS
 from ..posterior import Posterior, TensorPosterior
 
 CONSTRAINT_MODULES = ("torch.distributions.constraints", "pyro.distributions.constraints")
@@ -25,6 +26,11 @@ REAL = "torch.distributions.constraints._Real"
 SOFTPLUS_POSITIVE = "pyro.distributions.constraints._SoftplusPositive"
 GREATER_THAN = ("torch.distributions.constraints._GreaterThan",
                 "torch.distributions.constraints._GreaterThanEq")
+
+
+# what torch's zip and pickle readers raise on a damaged or crafted file
+_BROKEN_FILE = (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, TypeError, KeyError,
+                AttributeError, IndexError, RecursionError, OverflowError, UnicodeDecodeError)
 
 
 class ConstraintRecord:
@@ -66,8 +72,8 @@ def read_param_store(path: str | os.PathLike) -> ParamStore:
         )
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(source)
-    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise BayesCompressError(f"{source}: not a readable PyTorch file") from exc
+    except (*_BROKEN_FILE, pickle.UnpicklingError) as exc:
+        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from None
     records = []
     for qualified in unsafe:
         module, _, name = qualified.rpartition(".")
@@ -82,8 +88,8 @@ def read_param_store(path: str | os.PathLike) -> ParamStore:
     except pickle.UnpicklingError as exc:
         raise BayesCompressError(f"{source}: holds pickled objects other than tensors and constraints; "
                                  "refusing to load it") from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from exc
+    except _BROKEN_FILE as exc:
+        raise BayesCompressError(f"{source}: not a readable PyTorch file ({type(exc).__name__})") from None
     return param_store_from_state(state, source)
 
 
@@ -94,17 +100,51 @@ def param_store_from_state(state, source: str = "param store") -> ParamStore:
     if not isinstance(state, dict) or set(state) != {"params", "constraints"}:
         raise BayesCompressError(f"{source}: not a Pyro param store (expected the keys 'params' and "
                                  "'constraints' that pyro.get_param_store().save writes)")
+    if not isinstance(state["params"], dict) or not isinstance(state["constraints"], dict):
+        raise BayesCompressError(f"{source}: not a Pyro param store ('params', 'constraints' must be dicts)")
+    if len(state["params"]) > MAX_TENSORS:
+        raise BayesCompressError(f"{source}: holds more than {MAX_TENSORS} parameters")
     params, constraints, constraint_state = {}, {}, {}
     for name, value in state["params"].items():
         if not isinstance(name, str) or not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise BayesCompressError(f"{source}: parameter {name!r} is not a float tensor")
-        params[name] = value.detach().cpu().numpy()
+            raise BayesCompressError(f"{source}: parameter {_shown(name)} is not a float tensor")
+        params[name] = _tensor_values(value, name, source)
         constraint = state["constraints"].get(name)
         if constraint is None:
             raise BayesCompressError(f"{source}: parameter {name!r} has no constraint")
         constraints[name] = constraint_name(constraint)
-        constraint_state[name] = dict(getattr(constraint, "state", None) or vars(constraint))
+        if isinstance(constraint, ConstraintRecord):
+            constraint_state[name] = dict(getattr(constraint, "state", None) or {})
+        else:  # a live constraint object, or something inert that is no constraint at all
+            constraint_state[name] = dict(getattr(constraint, "__dict__", None) or {})
     return ParamStore(params, constraints, constraint_state)
+
+
+_READABLE_DTYPES = ("torch.float16", "torch.float32", "torch.float64")
+
+
+def _shown(name) -> str:
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tensor_values(value, name: str, source: str) -> np.ndarray:
+    """A dense float16/32/64 tensor as numpy; never more elements than its stored bytes hold."""
+    import torch
+
+    where = f"{source}: parameter {_shown(name)}"
+    if value.layout != torch.strided:
+        raise BayesCompressError(f"{where} is a {value.layout} tensor; only dense tensors are read")
+    if str(value.dtype) not in _READABLE_DTYPES:
+        raise BayesCompressError(f"{where} has dtype {value.dtype}; only float16, float32, float64 are read")
+    if value.dim() > MAX_DIMS:
+        raise BayesCompressError(f"{where} has more than {MAX_DIMS} dimensions")
+    stored = value.untyped_storage().nbytes()
+    repeated = any(stride == 0 and size > 1 for size, stride in zip(value.shape, value.stride(), strict=True))
+    if value.numel() * value.element_size() > stored or repeated:
+        raise BayesCompressError(f"{where} declares more elements than its stored bytes hold "
+                                 "(overlapping or zero strides)")
+    return value.detach().cpu().numpy()
 
 
 def guide_prefixes(names) -> dict[str, list[str]]:
@@ -174,13 +214,18 @@ def constrained_scale(store: ParamStore, name: str, source: str) -> np.ndarray:
     unconstrained = store.params[name].astype(np.float64)
     kind = store.constraints[name]
     if kind == SOFTPLUS_POSITIVE:  # AutoNormal's scale_constraint since Pyro 1.5
-        scale = np.logaddexp(0.0, unconstrained)
+        with np.errstate(over="ignore"):
+            scale = np.logaddexp(0.0, unconstrained)
     elif kind in GREATER_THAN:  # constraints.positive: exp, shifted by the lower bound
-        lower = float(store.constraint_state.get(name, {}).get("lower_bound", 0.0))
-        scale = np.exp(unconstrained) + lower
+        lower = store.constraint_state.get(name, {}).get("lower_bound", 0.0)
+        if isinstance(lower, bool) or not isinstance(lower, (int, float)):
+            raise BayesCompressError(f"{source}: {name} has a lower bound that is not a number")
+        with np.errstate(over="ignore"):  # overflows to inf, which validation then names
+            scale = np.exp(unconstrained) + float(lower)
     else:
         raise BayesCompressError(f"{source}: {name} has constraint {kind}, which is not a positive scale")
-    return scale.astype(store.params[name].dtype)
+    with np.errstate(over="ignore"):
+        return scale.astype(store.params[name].dtype)
 
 
 def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str | None = None) -> Posterior:
