@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from . import quantile as basic_quantile
 from .errors import BayesCompressError
@@ -84,6 +83,8 @@ class GaussianPrior:
         return cls(loc + 0.0, peak * math.sqrt(math.fsum(rescaled) / n))
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
+        from scipy.special import ndtr
+
         return ndtr((np.asarray(values, dtype=np.float64) - self.loc) / self.scale)
 
 
@@ -263,6 +264,8 @@ def _search_block(
 ) -> np.ndarray:
     standardized = (means - prior.loc) / prior.scale
     upper = standardized > 0
+    from scipy.special import ndtr  # here, not at the top: unpack never needs scipy (0.2 s to import)
+
     near_mass = ndtr(-np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
     # eq. 9: 2 lambda sigma^2 per bit (lambda 0 means no penalty, even where sigma^2 overflows)
     penalty = 2.0 * lam * np.square(stds) if lam > 0 else np.zeros(stds.shape)
