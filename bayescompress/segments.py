@@ -97,6 +97,8 @@ def encode_index(lengths: list[tuple[int, int]]) -> bytes:
 
 def decode_index(data: bytes, count: int) -> np.ndarray:
     """(count, 2) array of table and stream byte lengths; refuses trailing bytes."""
+    if 2 * count > len(data):  # every varint takes a byte: a count the section cannot hold is a lie
+        raise BayesCompressError("segment index is shorter than its segment count")
     values, offset = decode_varints(data, 2 * count)
     if offset != len(data):
         raise BayesCompressError("segment index has trailing bytes")

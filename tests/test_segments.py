@@ -43,3 +43,8 @@ def test_the_index_round_trips_and_refuses_trailing_bytes():
     assert decode_index(encode_index(lengths), 3).tolist() == [list(x) for x in lengths]
     with pytest.raises(BayesCompressError, match="trailing"):
         decode_index(encode_index(lengths) + b"\x00", 3)
+
+
+def test_an_index_that_claims_more_segments_than_its_bytes_hold_is_refused_before_decoding():
+    with pytest.raises(BayesCompressError, match="shorter than its segment count"):
+        decode_index(encode_index([(1, 2)]), 10**12)

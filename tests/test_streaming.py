@@ -120,3 +120,26 @@ def test_rate_control_on_a_sample_meets_the_target_on_the_real_archive(tmp_path,
     size = (tmp_path / "a.bcz").stat().st_size
     assert control.met and 0.99 <= 8 * size / posterior.n_latents / 2.0 <= 1.01
     assert 1 <= len(control.trials) <= 3 and control.pack.total_bytes == size
+
+
+def test_a_damaged_segmented_archive_is_one_error_and_writes_nothing(tmp_path):
+    import json
+
+    from bayescompress.archive import decode_archive, encode_archive
+
+    pack(many_tensors(), tmp_path / "a.bcz", lam=0.05, streaming=StreamOptions(segment_latents=TINY))
+    blob = bytearray((tmp_path / "a.bcz").read_bytes())
+    blob[-5] ^= 0x40  # inside the last segment
+    (tmp_path / "b.bcz").write_bytes(bytes(blob))
+    with pytest.raises(BayesCompressError, match="checksum mismatch in stream"):
+        list(open_unpacked(tmp_path / "b.bcz").pieces())
+    archive = decode_archive((tmp_path / "a.bcz").read_bytes())
+    changes = ({"latents": TINY * 2, "count": 27}, {"latents": 0, "count": 0}, {"latents": TINY, "count": 3})
+    for change in changes:
+        header = json.loads(json.dumps(archive.header))
+        header["segments"] = change
+        (tmp_path / "c.bcz").write_bytes(encode_archive(header, archive.sections, archive.version))
+        with pytest.raises(BayesCompressError):
+            unpack(tmp_path / "c.bcz")
+    assert main(["unpack", str(tmp_path / "b.bcz"), "-o", str(tmp_path / "out.npz")]) == 1
+    assert not (tmp_path / "out.npz").exists()
