@@ -43,7 +43,7 @@ DEFECTS = ("internal", "multiline", "leftover", "outside", "inexact", "hang", "m
 
 def build_bases(folder: Path) -> dict[str, Path]:
     """The valid inputs every mutation starts from (deterministic), and the secret file."""
-    from bayescompress.fit.model_spec import mlp_spec
+    from bayescompress.networks.model_spec import mlp_spec
 
     from bayescompress.packing import pack
     from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
@@ -492,7 +492,8 @@ def _one_line(message: str) -> bool:
 def _exercise_archive(path: Path, out: Path, rng) -> str:
     """unpack, info, an export, load(): refusals are fine, anything else must be exact and clean."""
     from bayescompress.export import write_unpacked
-    from bayescompress.packing import archive_info, load, unpack
+    from bayescompress.loading import load
+    from bayescompress.packing import archive_info, unpack
 
     info = archive_info(path) if rng.random() < 0.3 else None
     unpacked = unpack(path)
