@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +121,7 @@ def pack(
 class StreamOptions:
     """How a range-coded archive is written: latents read at a time, worker threads, segment
     size (the archive's bytes depend on it alone), and whether PackResult keeps the values
-    (None: when the model has at most KEEP_VALUES_LATENTS latents)."""
+    (None: for a posterior in memory, or a file of at most KEEP_VALUES_LATENTS latents)."""
 
     chunk_latents: int = CHUNK_LATENTS
     workers: int | None = None
@@ -147,8 +147,10 @@ def _pack_posterior(
 ) -> PackResult:
     """Pack a posterior held in memory (already checked by ``posterior_to_pack``)."""
     if isinstance(coder, RangeCoder):
-        return _pack_segments(from_posterior(posterior), out, quantizer, streaming or StreamOptions(),
-                              show_progress)
+        options = streaming or StreamOptions()
+        if options.keep_values is None:  # the values cost no more than the posterior already held
+            options = replace(options, keep_values=True)
+        return _pack_segments(from_posterior(posterior), out, quantizer, options, show_progress)
     entries, values, symbols = [], {}, {}
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         for name, tensor in posterior.tensors.items():

@@ -44,7 +44,6 @@ DEFECTS = ("internal", "multiline", "leftover", "outside", "inexact", "hang", "m
 def build_bases(folder: Path) -> dict[str, Path]:
     """The valid inputs every mutation starts from (deterministic), and the secret file."""
     from bayescompress.networks.model_spec import mlp_spec
-
     from bayescompress.packing import pack
     from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
 
