@@ -123,11 +123,7 @@ def write_streamed(stream, path: str | os.PathLike, fmt: str, tensor: str | None
 def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
     if fmt == "torch":
         write_torch(unpacked, path)
-    elif fmt == "npz":
-        write_npz(unpacked, path)
-    elif fmt == "hdf5":
-        write_hdf5(unpacked, path)
-    elif fmt == "word2vec":
-        write_word2vec(unpacked, path, tensor)
+    elif fmt in ("npz", "hdf5", "word2vec"):
+        write_streamed(WholeTensors(unpacked), path, fmt, tensor)
     else:
         raise BayesCompressError(f"unknown format {fmt!r}")

@@ -168,16 +168,8 @@ def _pack_posterior(
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
     tables, stream, coder_spec = coder.encode(list(symbols.values()))
-    header = {
-        "format": ARCHIVE_FORMAT,
-        "writer": f"bayescompress {__version__}",
-        "kind": posterior.kind,
-        "method": quantizer.name,
-        "config": quantizer.config(),
-        "coder": coder_spec,
-        "tensors": entries,
-        "side": side_descriptor,
-    }
+    header = {**archive_header(posterior.kind, quantizer, coder_spec), "tensors": entries,
+              "side": side_descriptor}
     sections = {"tables": tables, "side": side, "stream": stream}
     total = write_archive(out, header, sections, version=SINGLE_STREAM_VERSION)
     return PackResult(
@@ -194,20 +186,25 @@ def _pack_posterior(
     )
 
 
+def archive_header(kind: str, quantizer, coder_spec: dict) -> dict:
+    """The header fields every archive starts with; the writer adds tensors, side data, sections."""
+    return {
+        "format": ARCHIVE_FORMAT,
+        "writer": f"bayescompress {__version__}",
+        "kind": kind,
+        "method": quantizer.name,
+        "config": quantizer.config(),
+        "coder": coder_spec,
+    }
+
+
 def _pack_segments(posterior: PosteriorSource, out, quantizer, options: StreamOptions,
                    show_progress: bool | None) -> PackResult:
     """A segmented archive: segments coded in parallel from a source read piece by piece."""
     keep = options.keep_values
     if keep is None:
         keep = posterior.n_latents <= KEEP_VALUES_LATENTS
-    header = {
-        "format": ARCHIVE_FORMAT,
-        "writer": f"bayescompress {__version__}",
-        "kind": posterior.kind,
-        "method": quantizer.name,
-        "config": quantizer.config(),
-        "coder": dict(CODER_SPEC),
-    }
+    header = archive_header(posterior.kind, quantizer, dict(CODER_SPEC))
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         packed = pack_stream(posterior, out, quantizer, header, workers=options.workers,
                              chunk_latents=options.chunk_latents, segment_latents=options.segment_latents,
