@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import BayesCompressError
 from .files import atomic_output, write_bytes_atomically
-from .limits import parse_json
+from .limits import HEADER_EXPANSION, parse_json
 
 MAGIC = b"\x89BCZ\r\n\x1a\n"
 # version 2: values checksums cover the shape; VBQ names its quantile function (docs/archive-format.md)
@@ -246,12 +246,18 @@ def section_spans(header: dict, end: int, file_size: int, source: str) -> dict[s
 
 
 def _inflate_header(data: bytes, source: str) -> bytes:
-    """Decompress the header, refusing one that would grow past MAX_HEADER_BYTES."""
+    """Decompress the header, refusing one that would grow past MAX_HEADER_BYTES or 1 MiB +
+    HEADER_EXPANSION times its compressed size (real headers deflate about 2-10 fold)."""
     inflate = zlib.decompressobj(-15)
+    limit = min(MAX_HEADER_BYTES, (1 << 20) + HEADER_EXPANSION * len(data))
     try:
-        text = inflate.decompress(data, MAX_HEADER_BYTES)
+        text = inflate.decompress(data, limit)
     except zlib.error as exc:
         raise BayesCompressError(f"{source}: archive header does not decompress") from exc
+    if inflate.unconsumed_tail and len(text) == limit:
+        raise BayesCompressError(
+            f"{source}: archive header inflates past {limit} bytes (1 MiB + {HEADER_EXPANSION}x its size)"
+        )
     if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
         raise BayesCompressError(f"{source}: archive header is malformed")
     return text

@@ -64,9 +64,9 @@ def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarr
     if tensor is None:
         tensor = "U" if "U" in unpacked.tensors else (names[0] if len(names) == 1 else None)
         if tensor is None:
-            raise BayesCompressError(f"archive has several tensors ({', '.join(names)}); pick one")
+            raise BayesCompressError(f"archive has several tensors ({', '.join(map(repr, names))}); pick one")
     if tensor not in unpacked.tensors:
-        raise BayesCompressError(f"archive has no tensor {tensor!r} (tensors: {', '.join(names)})")
+        raise BayesCompressError(f"archive has no tensor {tensor!r} (tensors: {', '.join(map(repr, names))})")
     matrix = unpacked.tensors[tensor]
     if matrix.ndim != 2 or matrix.shape[0] != len(unpacked.vocab):
         raise BayesCompressError(

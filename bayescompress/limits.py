@@ -19,6 +19,7 @@ MAX_VOCAB_WORDS = 1 << 25  # words of a vocabulary
 MAX_WORD_CHARS = 1 << 12  # characters of one vocabulary word
 MAX_JSON_DEPTH = 64  # nesting of any JSON we read (header, model spec, metadata, attributes)
 MAX_JSON_BYTES = 1 << 26  # any JSON text we read
+HEADER_EXPANSION = 64  # a deflated archive header inflates to at most 1 MiB + this many times its size
 MAX_SIDE_BYTES = 1 << 30  # side data after decompression
 SIDE_EXPANSION = 64  # ... and at most 1 MiB + this many times its compressed size
 MAX_ATTRIBUTE_BYTES = 1 << 26  # one HDF5 attribute

@@ -428,5 +428,5 @@ def archive_info(path: str | os.PathLike) -> dict:
         "bits_per_dim_without_side": 8.0 * (total - side) / n_latents if n_latents else 0.0,
         "estimated_stream_bits": float(sum(estimates)),
         "tensors": tensors,
-        "vocab_size": header.get("side", {}).get("vocab_size"),
+        "vocab_size": header["side"].get("vocab_size") if isinstance(header.get("side"), dict) else None,
     }

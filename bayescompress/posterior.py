@@ -34,7 +34,7 @@ FORMAT_VERSION = 1
 KINDS = ("embedding", "network", "generic")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 _BAD_NAME = re.compile(r"[/\s]|^\.{1,2}$")
-_MAX_INFLATION = 1100  # deflate's best ratio is about 1032:1
+_MAX_INFLATION = 256  # an .npy member may inflate to 1 MiB + this many times its compressed size
 _BAD_WORD_CHARACTER = re.compile(r"[^\S\n]|[\x00-\x09\x0b-\x1f\x7f\ud800-\udfff]")
 
 
@@ -92,7 +92,7 @@ class Posterior:
         chosen = {}
         for name in names:
             if name not in self.tensors:
-                known = ", ".join(self.tensors) or "none"
+                known = ", ".join(map(repr, self.tensors)) or "none"
                 raise BayesCompressError(f"no tensor named {name!r} (tensors: {known})")
             chosen[name] = self.tensors[name]
         return Posterior(chosen, self.kind, self.vocab, self.model_spec, dict(self.metadata))
@@ -410,8 +410,8 @@ def open_npz(path: str | os.PathLike):
 
 
 def _check_npz_members(zipped, source: str) -> None:
-    """Each .npy member must hold exactly the bytes its header declares, and inflate by no more
-    than deflate can: so nothing is allocated from a header that the file cannot back."""
+    """Each .npy member must hold exactly the bytes its header declares and inflate at most
+    _MAX_INFLATION-fold: nothing is allocated or inflated that the file's size does not back."""
     import zipfile
 
     members = zipped.infolist()

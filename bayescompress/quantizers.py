@@ -168,8 +168,9 @@ def exact_float(value: float) -> str:
 def parse_exact_float(text, what: str = "value") -> float:
     try:
         value = float.fromhex(text)
-    except (TypeError, ValueError) as exc:
-        raise BayesCompressError(f"archive header: {what} {text!r} is not a hex float") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        shown = repr(text) if len(repr(text)) <= 60 else repr(text)[:57] + "..."
+        raise BayesCompressError(f"archive header: {what} {shown} is not a finite hex float") from exc
     if not math.isfinite(value):
         raise BayesCompressError(f"archive header: {what} is not finite")
     return value

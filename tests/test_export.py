@@ -94,7 +94,7 @@ def test_load_of_a_model_without_vocabulary_returns_the_unpacked_arrays(tmp_path
 
 
 def test_word2vec_export_of_a_missing_tensor_names_the_tensors(tmp_path, embedding_archive):
-    with pytest.raises(BayesCompressError, match=r"no tensor 'W' \(tensors: U, V\)"):
+    with pytest.raises(BayesCompressError, match=r"no tensor 'W' \(tensors: 'U', 'V'\)"):
         bayescompress.load(embedding_archive, tensor="W")
     done = run_cli("unpack", embedding_archive, "-o", tmp_path / "v.txt", "--tensor", "W")
     assert done.returncode == 1 and "no tensor 'W'" in done.stderr

@@ -59,7 +59,7 @@ def test_unpacked_hdf5_values_are_read_too(tmp_path, embedding):
 def test_a_tensor_that_is_not_there_is_named_with_the_ones_that_are(embedding):
     _, post_path, archive = embedding
     for path in (post_path, archive):
-        with pytest.raises(BayesCompressError, match=r"no tensor named 'W' \(tensors: U, V\)"):
+        with pytest.raises(BayesCompressError, match=r"no tensor named 'W' \(tensors: 'U', 'V'\)"):
             load_word_vectors(path, "W")
 
 

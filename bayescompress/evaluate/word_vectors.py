@@ -82,11 +82,12 @@ def _pick_tensor(names: list[str], tensor: str | None, source: str) -> str:
         if len(names) == 1:
             return names[0]
         raise BayesCompressError(
-            f"{source}: has several tensors ({', '.join(names)}) and none named {DEFAULT_TENSOR}; "
+            f"{source}: has several tensors ({', '.join(map(repr, names))}) and none named {DEFAULT_TENSOR}; "
             "pick one with --tensor"
         )
     if tensor not in names:
-        raise BayesCompressError(f"{source}: no tensor named {tensor!r} (tensors: {', '.join(names)})")
+        known = ", ".join(map(repr, names))
+        raise BayesCompressError(f"{source}: no tensor named {tensor!r} (tensors: {known})")
     return tensor
 
 

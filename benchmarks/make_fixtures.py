@@ -1,0 +1,62 @@
+"""Write tests/fixtures/vN-*.bcz archives of the versions written now and the values they decode to.
+
+    .venv/bin/python benchmarks/make_fixtures.py
+
+Fixtures of a released version are never rewritten: tests decode them on every run, so a reader
+that stops decoding an old archive bit for bit fails there.  Run this once per new version.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bayescompress.archive import open_archive
+from bayescompress.packing import StreamOptions, pack, unpack
+from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+
+def fixture_posteriors() -> dict[str, tuple[Posterior, dict]]:
+    """An embedding, a float64 posterior at tiny lambda (escapes), and a byte-coder baseline."""
+    rng = np.random.default_rng(2026)
+    means = (0.3 * rng.standard_normal((64, 4))).astype(np.float32)
+    stds = (0.3 * np.exp(rng.uniform(np.log(0.01), 0.0, (64, 4)))).astype(np.float32)
+    embedding = Posterior({"U": TensorPosterior(means, stds), "V": TensorPosterior(means[::-1].copy(), stds)},
+                          kind="embedding", vocab=Vocabulary([f"w{i}" for i in range(64)],
+                                                            np.arange(64, 0, -1)))
+    wide = Posterior({
+        "U": TensorPosterior(rng.normal(size=(50, 3)) * 1e3, np.exp(rng.uniform(-8, 0, (50, 3)))),
+        "b": TensorPosterior(rng.normal(size=3), np.full(3, 1e-4)),
+    })
+    small = Posterior({
+        "U": TensorPosterior(rng.normal(size=(40, 4)).astype(np.float32), np.full((40, 4), 0.05, np.float32)),
+        "b": TensorPosterior(rng.normal(size=4).astype(np.float32), np.full(4, 0.1, np.float32)),
+    })
+    return {"vbq": (embedding, {"lam": 0.05}), "vbq-escapes": (wide, {"lam": 1e-7}),
+            "vbq-lzma": (small, {"lam": 0.05, "coder": "lzma"}),
+            # version 3: segments of 96 latents, so a tensor spans several and one holds two tensors
+            "vbq-segments": (wide, {"lam": 1e-4, "streaming": StreamOptions(segment_latents=96)})}
+
+
+def main() -> int:
+    for name, (posterior, options) in fixture_posteriors().items():
+        scratch = FIXTURES / f".{name}.bcz"
+        pack(posterior, scratch, overwrite=True, **options)
+        version = open_archive(scratch).version  # the byte coders still write version 2
+        path = FIXTURES / f"v{version}-{name}.bcz"
+        if path.exists():
+            scratch.unlink()
+            print(f"{path} exists; fixtures of a version are written once")
+            continue
+        scratch.rename(path)
+        np.savez(path.with_suffix(".npz"), **unpack(path).tensors)
+        print(f"wrote {path} ({path.stat().st_size} bytes) and {path.with_suffix('.npz').name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
