@@ -136,15 +136,25 @@ def cmd_unpack(args) -> int:
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
     fmt = format_for(args.output, args.format)
+    if args.zero_rows is not None and fmt != "word2vec":
+        raise BayesCompressError(f"--zero-rows applies to word2vec output, not {fmt}")
+    zero_rows = args.zero_rows or "drop"
+    note = ""
     if fmt == "torch":  # torch.save takes the whole state dict at once
         unpacked = unpack(args.archive, workers=args.workers, chunk_latents=args.chunk)
         write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
         names = list(unpacked.tensors)
     else:
         stream = open_unpacked(args.archive, workers=args.workers, chunk_latents=args.chunk)
-        write_streamed(stream, args.output, fmt, tensor=args.tensor)
+        zero_count = write_streamed(stream, args.output, fmt, tensor=args.tensor, zero_rows=zero_rows)
         names = [entry["name"] for entry in stream.entries]
-    print(f"wrote {args.output} ({fmt}): {', '.join(names)}")
+        if zero_count is not None and zero_count[0]:
+            zeros, rows = zero_count
+            if zero_rows == "drop":
+                note = f"; left out {zeros} of {rows} words whose vector is all zero (--zero-rows keep: keep)"
+            else:
+                note = f"; kept {zeros} of {rows} all-zero vectors (gensim gives them NaN similarities)"
+    print(f"wrote {args.output} ({fmt}): {', '.join(names)}{note}")
     return 0
 
 
@@ -342,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     unpack.add_argument("--format", choices=("npz", "hdf5", "word2vec", "torch"),
                         help="output format (default: from the suffix)")
     unpack.add_argument("--tensor", help="word2vec: which tensor holds the word vectors (default U)")
+    unpack.add_argument("--zero-rows", choices=("drop", "keep"),
+                        help="word2vec: words whose vector is all zero (VBQ spent no bits on them) are "
+                             "left out (drop, default: gensim cannot normalise a zero vector) or kept")
     unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     _add_streaming_options(unpack)
     unpack.set_defaults(func=cmd_unpack)
@@ -511,6 +524,25 @@ def _version() -> str:
     return f"bayescompress {__version__}"
 
 
+# the extra that brings each optional library (see pyproject.toml)
+_EXTRA_OF = {"torch": "networks", "pyro": "fit", "gensim": "embeddings", "matplotlib": "plots",
+             "sklearn": "networks"}
+
+
+def _missing_extra(exc: ModuleNotFoundError, args) -> str | None:
+    """One line naming the extra to install, when ``exc`` is an optional library missing."""
+    library = (exc.name or "").split(".")[0]
+    if library not in _EXTRA_OF:
+        return None
+    extra = _EXTRA_OF[library]
+    if library not in ("matplotlib", "sklearn"):
+        extra = {"demo": "all", "fit": "fit"}.get(args.command, extra)
+    sub = getattr(args, "model", None) or getattr(args, "task", None) or getattr(args, "source", None)
+    command = " ".join(filter(None, [args.command, sub]))
+    return (f"{command} needs the '{extra}' extra ({library} is not installed): "
+            f"pip install 'bayescompress[{extra}]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -519,6 +551,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"bayescompress: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc, args)
+        if args.debug:
+            raise
+        if line is None:
+            return _internal_error(exc)
+        print(f"bayescompress: error: {line}", file=sys.stderr)
         return 1
     except OSError as exc:
         if args.debug:
@@ -535,6 +575,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if args.debug:
             raise
-        print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
-        return 2
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    print(f"bayescompress: internal error: {type(exc).__name__}: {exc} "
+          "(rerun with --debug for the traceback)", file=sys.stderr)
+    return 2

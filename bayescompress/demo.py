@@ -44,6 +44,7 @@ class DemoReport:
     rows: list[DemoRow] = field(default_factory=list)
     word2vec_file: Path | None = None
     word2vec_words: int = 0
+    word2vec_zero_rows: int = 0  # all-zero vectors left out of the word2vec file
 
 
 def demo_corpus() -> str:
@@ -58,7 +59,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, lambdas=DEMO_LAMBDAS, refit: bo
 
     from .errors import BayesCompressError
     from .evaluate.analogy import evaluate_analogies
-    from .export import write_word2vec
+    from .export import write_word2vec, zero_word_vectors
     from .packing import pack, unpack
     from .posterior import Posterior
     from .ratecontrol import pack_to_target
@@ -99,7 +100,9 @@ def run_demo(out_dir: str | Path, seed: int = 0, lambdas=DEMO_LAMBDAS, refit: bo
 
     middle = lambdas[len(lambdas) // 2]
     report.word2vec_file = out / f"vbq-lambda-{middle:g}.txt"
-    write_word2vec(unpack(out / f"vbq-lambda-{middle:g}.bcz"), report.word2vec_file)
+    middle_model = unpack(out / f"vbq-lambda-{middle:g}.bcz")
+    write_word2vec(middle_model, report.word2vec_file)
+    report.word2vec_zero_rows = zero_word_vectors(middle_model)[0]
     report.word2vec_words = len(KeyedVectors.load_word2vec_format(str(report.word2vec_file)))
     return report
 
@@ -132,4 +135,7 @@ def format_demo_report(report: DemoReport) -> str:
     if report.word2vec_file is not None:
         lines.append(f"unpacked {report.word2vec_file} in word2vec format; gensim loaded "
                      f"{report.word2vec_words} word vectors from it")
+        if report.word2vec_zero_rows:
+            lines.append(f"({report.word2vec_zero_rows} words whose vector VBQ sent to all zeros are "
+                         "left out: unpack --zero-rows keep keeps them)")
     return "\n".join(lines)

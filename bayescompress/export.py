@@ -75,24 +75,55 @@ def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarr
     return tensor, matrix
 
 
-def to_keyed_vectors(unpacked, tensor: str | None = None):
-    """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored)."""
+ZERO_ROWS = ("drop", "keep")
+
+
+class ZeroRowsWarning(UserWarning):
+    """All-zero word vectors were left out of KeyedVectors that ``load`` built by default."""
+
+
+def zero_word_vectors(unpacked, tensor: str | None = None) -> tuple[int, int]:
+    """How many rows of the word-vector tensor are all zero, and how many rows it has.
+
+    VBQ sends a whole row to zero when every coordinate is cheaper at the prior's median than
+    anywhere else; cosine similarity is undefined for such a vector (gensim divides by its norm).
+    """
     _, matrix = embedding_matrix(unpacked, tensor)
+    return int(np.count_nonzero(~np.any(matrix, axis=1))), matrix.shape[0]
+
+
+def to_keyed_vectors(unpacked, tensor: str | None = None, zero_rows: str = "drop"):
+    """gensim KeyedVectors holding the archive's word vectors (and corpus counts, if stored).
+
+    ``zero_rows``: "drop" leaves out words whose vector is all zero, so that gensim's
+    ``most_similar`` and normalisation see no zero norm (no NaN, no RuntimeWarning); "keep"
+    keeps every word with exactly the archived values.
+    """
+    if zero_rows not in ZERO_ROWS:
+        raise BayesCompressError(f"zero rows must be 'drop' or 'keep', got {zero_rows!r}")
+    _, matrix = embedding_matrix(unpacked, tensor)
+    keep = np.any(matrix, axis=1) if zero_rows == "drop" else np.ones(matrix.shape[0], dtype=bool)
+    if not keep.any():
+        raise BayesCompressError("every word vector is all zero; nothing is left to write "
+                                 "(keep them with --zero-rows keep / zero_rows='keep')")
     from gensim.models import KeyedVectors
 
     # no preallocation (count=) and no extras= : gensim 4.3-4.4 add_vectors would keep the
     # preallocated empty rows and cannot unpack an extras dict
     vectors = KeyedVectors(vector_size=matrix.shape[1])
-    vectors.add_vectors(list(unpacked.vocab.words), matrix.astype(np.float32))
+    words = [word for word, kept in zip(unpacked.vocab.words, keep, strict=True) if kept]
+    vectors.add_vectors(words, matrix[keep].astype(np.float32))
     if unpacked.vocab.counts is not None:
         vectors.allocate_vecattrs(["count"], [np.int64])
-        vectors.expandos["count"][:] = np.asarray(unpacked.vocab.counts, dtype=np.int64)
+        vectors.expandos["count"][:] = np.asarray(unpacked.vocab.counts, dtype=np.int64)[keep]
     return vectors
 
 
-def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None) -> None:
-    """word2vec format, binary when the name ends in .bin, that load_word2vec_format reads."""
-    write_word2vec_stream(WholeTensors(unpacked), path, tensor)
+def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None,
+                   zero_rows: str = "drop") -> None:
+    """word2vec format, binary when the name ends in .bin, that load_word2vec_format reads
+    (``zero_rows`` as in ``to_keyed_vectors``)."""
+    write_word2vec_stream(WholeTensors(unpacked), path, tensor, zero_rows)
 
 
 def write_torch(unpacked, path: str | os.PathLike) -> None:
@@ -108,22 +139,26 @@ def write_torch(unpacked, path: str | os.PathLike) -> None:
         torch.save(state, tmp)
 
 
-def write_streamed(stream, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
-    """Write an archive opened with packing.open_unpacked, piece by piece (torch: whole)."""
+def write_streamed(stream, path: str | os.PathLike, fmt: str, tensor: str | None = None,
+                   zero_rows: str = "drop") -> tuple[int, int] | None:
+    """Write an archive opened with packing.open_unpacked piece by piece; for word2vec, return how
+    many word vectors are all zero, and of how many (``zero_rows`` as in ``to_keyed_vectors``)."""
     if fmt == "npz":
         write_npz_stream(stream, path)
     elif fmt == "hdf5":
         write_hdf5_stream(stream, path)
     elif fmt == "word2vec":
-        write_word2vec_stream(stream, path, tensor)
+        return write_word2vec_stream(stream, path, tensor, zero_rows)
     else:
         raise BayesCompressError(f"unknown format {fmt!r} for a streamed export")
+    return None
 
 
-def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None) -> None:
+def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None,
+                   zero_rows: str = "drop") -> None:
     if fmt == "torch":
         write_torch(unpacked, path)
     elif fmt in ("npz", "hdf5", "word2vec"):
-        write_streamed(WholeTensors(unpacked), path, fmt, tensor)
+        write_streamed(WholeTensors(unpacked), path, fmt, tensor, zero_rows)
     else:
         raise BayesCompressError(f"unknown format {fmt!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 
@@ -119,13 +120,18 @@ def embedding_entry(unpacked, tensor: str | None = None) -> dict:
     return entries[tensor]
 
 
-def write_word2vec_stream(unpacked, path: str | os.PathLike, tensor: str | None = None) -> None:
-    """word2vec text (binary when the name ends in .bin) that load_word2vec_format reads, rows
-    in gensim's order (descending corpus count, ties in row order), each as gensim writes it.
+def write_word2vec_stream(unpacked, path: str | os.PathLike, tensor: str | None = None,
+                          zero_rows: str = "drop") -> tuple[int, int]:
+    """word2vec text (binary when the name ends in .bin) that load_word2vec_format reads, rows in
+    gensim's order (descending corpus count, ties in row order), each as gensim writes it.
 
-    Rows are formatted as they are decoded; when counts reorder them, lines go to a spool file
-    first and are copied out in order, so memory stays bounded.
+    ``zero_rows``: "drop" leaves out words whose vector is all zero (gensim cannot normalise
+    them), "keep" keeps them.  Rows are formatted as they are decoded into a spool file, then
+    copied out in order under a header with the count, so memory stays bounded.  Returns the
+    number of all-zero vectors and of rows.
     """
+    if zero_rows not in ("drop", "keep"):
+        raise BayesCompressError(f"zero rows must be 'drop' or 'keep', got {zero_rows!r}")
     entry = embedding_entry(unpacked, tensor)
     binary = str(path).lower().endswith(".bin")
     rows, dim = entry["shape"]
@@ -133,28 +139,39 @@ def write_word2vec_stream(unpacked, path: str | os.PathLike, tensor: str | None 
     order = None if counts is None else np.argsort(-np.asarray(counts, dtype=np.int64), kind="stable")
     if order is not None and np.array_equal(order, np.arange(rows)):
         order = None
-    lines = _word2vec_lines(unpacked, entry, binary)
-    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(f"{rows} {dim}\n".encode())
-        if order is None:
-            for _, block in lines:
-                handle.write(block)
-            return
-        with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))) as spool:
-            sizes = []
-            for line_sizes, block in lines:
-                spool.write(block)
-                sizes.append(line_sizes)
-            lengths = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
-            ends = np.cumsum(lengths)
-            starts = ends - lengths
-            for row in order:
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle, \
+            tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))) as spool:
+        sizes, zeros = [], []
+        for line_sizes, lines, zero in _word2vec_lines(unpacked, entry, binary):
+            spool.write(lines)
+            sizes.append(line_sizes)
+            zeros.append(zero)
+        lengths = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
+        zero = np.concatenate(zeros) if zeros else np.zeros(0, dtype=bool)
+        keep = ~zero if zero_rows == "drop" else np.ones(rows, dtype=bool)
+        if not keep.any():
+            raise BayesCompressError("every word vector is all zero; nothing is left to write "
+                                     "(keep them with --zero-rows keep / zero_rows='keep')")
+        handle.write(f"{int(keep.sum())} {dim}\n".encode())
+        spool.seek(0)
+        if order is None and keep.all():
+            shutil.copyfileobj(spool, handle, 1 << 24)
+        elif order is None:
+            for row in range(rows):
+                line = spool.read(int(lengths[row]))
+                if keep[row]:
+                    handle.write(line)
+        else:
+            starts = np.cumsum(lengths) - lengths
+            for row in order[keep[order]]:
                 spool.seek(int(starts[row]))
-                handle.write(spool.read(int(ends[row] - starts[row])))
+                handle.write(spool.read(int(lengths[row])))
+    return int(zero.sum()), rows
 
 
 def _word2vec_lines(unpacked, entry: dict, binary: bool):
-    """(byte length of each line, the lines joined) per decoded block of rows, in row order."""
+    """(byte length of each line, the lines joined, which rows are all zero) per decoded block of
+    rows, in row order."""
     words = unpacked.vocab.words
     for _, first, block in row_blocks(unpacked.pieces({entry["name"]}), unpacked.entries):
         lines = []
@@ -164,4 +181,5 @@ def _word2vec_lines(unpacked, entry: dict, binary: bool):
                 lines.append(f"{word} ".encode() + vector.tobytes())
             else:
                 lines.append(f"{word} {' '.join(str(value) for value in vector)}\n".encode())
-        yield np.array([len(line) for line in lines], dtype=np.int64), b"".join(lines)
+        sizes = np.array([len(line) for line in lines], dtype=np.int64)
+        yield sizes, b"".join(lines), ~np.any(block, axis=1)

@@ -126,6 +126,8 @@ def run_sweep(
     inputs = (source,) if not isinstance(source, Posterior) else ()
     for path in paths:
         check_output_path(path, overwrite=overwrite, inputs=inputs)
+    if plot:
+        from .sweepplot import plot_sweep  # needs matplotlib: fail before any work when it is missing
     full = source if isinstance(source, Posterior) else Posterior.load(source)
     full.validate()
     metric_options = dict(metric_options or {})
@@ -172,8 +174,6 @@ def run_sweep(
                                      "method_bits": "", "ratio": ""}])
     plot_path = None
     if plot:
-        from .sweepplot import plot_sweep
-
         plot_path = plot_sweep(rows, paths[2], rate_key, reference.name, reference.value)
     notes = [] if "vbq" in curves else ["no vbq in the methods: no ratios"]
     return SweepResult(rows, ratios, reference.value, reference.name, table, paths[0], paths[1], plot_path,

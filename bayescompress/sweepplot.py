@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure  # the 'plots' extra; sweep imports this module before any work
 
 from .files import atomic_output
 from .rdcurves import pareto_front
@@ -14,11 +16,7 @@ def plot_sweep(rows: list[dict], path: Path, rate_key: str, quality_name: str,
                reference_quality: float) -> Path:
     """Every point as a dot, each method's Pareto front as a line, the uncompressed model as a
     dotted line, and the Gaussian R(D) at VBQ's distortion as a dashed black line."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(7.5, 4.5))
     axes = figure.add_subplot()
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "uncompressed"))

@@ -107,3 +107,84 @@ def test_word2vec_export_of_a_model_without_vocabulary_is_refused(tmp_path, post
     done = run_cli("unpack", tmp_path / "g.bcz", "-o", tmp_path / "v.bin")
     assert done.returncode == 1 and "no vocabulary" in done.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "g.bcz"]
+
+
+# --------------------------------------------------------------------- all-zero rows
+
+
+@pytest.fixture
+def archive_with_zero_rows(tmp_path):
+    """Half the words uncertain and near zero: VBQ at lambda 10 sends whole rows to zero."""
+    rng = np.random.default_rng(3)
+    rows, dim = 80, 6
+    means = rng.normal(0, 1, (rows, dim)).astype(np.float32)
+    stds = np.full((rows, dim), 0.01, np.float32)
+    means[::2] *= 0.01
+    stds[::2] = 1.0
+    words = [f"w{i}" for i in range(rows)]
+    posterior = Posterior({"U": TensorPosterior(means, stds)}, kind="embedding",
+                          vocab=Vocabulary(words, np.arange(rows, 0, -1, dtype=np.int64)))
+    path = tmp_path / "zeros.bcz"
+    pack(posterior, path, lam=10.0)
+    zero = ~np.any(unpack(path).tensors["U"], axis=1)
+    assert 0 < zero.sum() < rows
+    return path, zero
+
+
+def every_similarity(vectors: KeyedVectors) -> np.ndarray:
+    return np.array([[score for _, score in vectors.most_similar(word, topn=5)]
+                     for word in vectors.index_to_key])
+
+
+def test_word2vec_export_leaves_out_all_zero_rows_and_says_how_many(tmp_path, archive_with_zero_rows):
+    archive, zero = archive_with_zero_rows
+    done = run_cli("unpack", archive, "--format", "word2vec", "-o", tmp_path / "v.txt")
+    assert done.returncode == 0, done.stderr
+    assert f"left out {zero.sum()} of {zero.size} words whose vector is all zero" in done.stdout
+    loaded = KeyedVectors.load_word2vec_format(str(tmp_path / "v.txt"))
+    assert loaded.index_to_key == [f"w{i}" for i in np.flatnonzero(~zero)]
+    assert np.all(np.isfinite(every_similarity(loaded)))  # and no RuntimeWarning (filterwarnings=error)
+
+
+def test_word2vec_export_keeps_all_zero_rows_exactly_when_asked(tmp_path, archive_with_zero_rows):
+    archive, zero = archive_with_zero_rows
+    done = run_cli("unpack", archive, "--format", "word2vec", "--zero-rows", "keep", "-o", tmp_path / "v.bin")
+    assert done.returncode == 0, done.stderr
+    assert f"kept {zero.sum()} of {zero.size} all-zero vectors" in done.stdout
+    loaded = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+    assert loaded.vectors.tobytes() == unpack(archive).tensors["U"].tobytes()
+
+
+def test_zero_rows_is_an_option_of_word2vec_output_only(tmp_path, archive_with_zero_rows):
+    done = run_cli("unpack", archive_with_zero_rows[0], "--zero-rows", "keep", "-o", tmp_path / "v.npz")
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        "bayescompress: error: --zero-rows applies to word2vec output, not npz"]
+    assert not (tmp_path / "v.npz").exists()
+
+
+def test_load_drops_all_zero_rows_by_default_with_a_warning_that_counts_them(archive_with_zero_rows):
+    archive, zero = archive_with_zero_rows
+    with pytest.warns(bayescompress.export.ZeroRowsWarning, match=f"left out {zero.sum()} of {zero.size}"):
+        vectors = bayescompress.load(archive)
+    assert len(vectors) == zero.size - zero.sum()
+    assert vectors.get_vecattr("w1", "count") == 79
+    assert np.all(np.isfinite(every_similarity(vectors)))
+
+
+def test_load_keeps_or_drops_all_zero_rows_quietly_when_told(archive_with_zero_rows):
+    archive, zero = archive_with_zero_rows
+    kept = bayescompress.load(archive, zero_rows="keep")
+    assert kept.vectors.tobytes() == unpack(archive).tensors["U"].tobytes()
+    assert len(bayescompress.load(archive, zero_rows="drop")) == zero.size - zero.sum()
+    with pytest.raises(BayesCompressError, match="'drop' or 'keep'"):
+        bayescompress.load(archive, zero_rows="jitter")
+
+
+def test_an_archive_whose_word_vectors_are_all_zero_is_refused_unless_kept(tmp_path):
+    posterior = make_posterior(rows=10, dim=3, vocab=True)
+    pack(posterior, tmp_path / "z.bcz", method="uniform", spacing=1e6)
+    with pytest.raises(BayesCompressError, match="every word vector is all zero"):
+        write_word2vec(unpack(tmp_path / "z.bcz"), tmp_path / "z.txt")
+    assert not (tmp_path / "z.txt").exists()
+    write_word2vec(unpack(tmp_path / "z.bcz"), tmp_path / "z.txt", zero_rows="keep")
+    assert not np.any(KeyedVectors.load_word2vec_format(str(tmp_path / "z.txt")).vectors)

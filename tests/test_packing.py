@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from bayescompress.archive import (
     FORMAT_VERSION,
+    MAGIC,
     READABLE_VERSIONS,
     decode_archive,
     encode_archive,
@@ -149,6 +151,19 @@ def test_fixture_archives_exist_for_every_version_up_to_the_current_one():
         assert (FIXTURES / f"v{version}-vbq.bcz").exists(), version
     assert max(READABLE_VERSIONS) == FORMAT_VERSION
     assert open_archive(FIXTURES / f"v{FORMAT_VERSION}-vbq.bcz").version == FORMAT_VERSION
+
+
+def test_every_readable_format_version_has_fixture_archives_that_carry_that_version():
+    """A version bump without fixture archives of the new version (vN-*.bcz + .npz) fails here."""
+    assert FORMAT_VERSION in READABLE_VERSIONS
+    for version in READABLE_VERSIONS:
+        fixtures = sorted(FIXTURES.glob(f"v{version}-*.bcz"))
+        assert fixtures, f"no fixture archive of format version {version} in {FIXTURES}"
+        for fixture in fixtures:
+            assert struct.unpack_from("<H", fixture.read_bytes(), len(MAGIC))[0] == version, fixture.name
+            assert fixture.with_suffix(".npz").exists(), fixture.name
+    named = {int(path.name[1:].split("-")[0]) for path in FIXTURES.glob("v*.bcz")}
+    assert named <= set(READABLE_VERSIONS)
 
 
 @pytest.mark.parametrize("coder", ["gzip", "bzip2", "lzma"])

@@ -67,11 +67,12 @@ def make_bayesian(network: nn.Module, prior_std: float) -> nn.Module:
     return network
 
 
-def likelihood_model(network: MLP, task: str, n_rows: int):
+def likelihood_model(network: MLP, task: str, n_rows: int, noise_std: float | None = None):
     """The Pyro model: the Bayesian network's outputs feed a categorical or Gaussian likelihood.
 
     A minibatch stands for all ``n_rows`` training rows (the plate scales its log-likelihood).
-    Regression learns the noise std as a point estimate, in units of the standardized target.
+    Regression learns the noise std as a point estimate, in units of the standardized target,
+    unless ``noise_std`` gives it (a known-noise likelihood).
     """
     import pyro
     import pyro.distributions as dist
@@ -80,8 +81,8 @@ def likelihood_model(network: MLP, task: str, n_rows: int):
     def model(features: torch.Tensor, targets: torch.Tensor | None = None):
         outputs = network(features)
         if task == "regression":
-            noise = pyro.param(NOISE_PARAM, torch.tensor(1.0, device=features.device),
-                               constraint=constraints.positive)
+            noise = noise_std if noise_std is not None else pyro.param(
+                NOISE_PARAM, torch.tensor(1.0, device=features.device), constraint=constraints.positive)
             observations = dist.Normal(outputs, noise * network.target_std)
         else:
             observations = dist.Categorical(logits=outputs)
