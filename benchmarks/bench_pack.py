@@ -8,12 +8,13 @@ peak RSS (os.wait4 of that process); the archive's bits per latent and its strea
 symbols' empirical entropy (symbols decoded again afterwards, not timed); throughput relative to
 the smallest size.  Then Algorithm 1 against the paper's brute-force search (identical choices).
 
-    python benchmarks/bench_pack.py [--latents 1e7,1e8,1e9] [--data-dir /work/bench-data] [--json out.json]
+    python benchmarks/bench_pack.py [--latents 1e7,1e8,1e9] [--data-dir DIR] [--json F] [--csv F]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument("--extra", default="", help="extra pack/unpack options, e.g. '--workers 1'")
     parser.add_argument("--reference-latents", type=int, default=200_000)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--csv", help="also write the table's rows to this CSV file")
     args = parser.parse_args()
 
     data = Path(args.data_dir)
@@ -226,6 +228,11 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": describe_machine(), "lambda": args.lam,
                                                "rows": rows_out, "reference": reference}, indent=2))
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows_out[0]))
+            writer.writeheader()
+            writer.writerows(rows_out)
 
 
 if __name__ == "__main__":
