@@ -143,7 +143,7 @@ def pack_stream(
         sink.stream_length - sink.table_bytes,
         sink.table_bytes + len(index),
         entries,
-        sink.entropy_bits(),
+        sink.entropy,
         sink.shaped_values,
     )
 
@@ -191,7 +191,10 @@ class _SegmentSink:
         self.spool, self.progress = spool, progress
         self.dtypes = [np.dtype(t.dtype).newbyteorder("<") for t in posterior.tensors]
         self.crcs = [values_crc_seed(t.shape, FORMAT_VERSION) for t in posterior.tensors]
-        self.tallies: list[list] = [[] for _ in posterior.tensors]
+        # the symbols' empirical entropy under each piece's own counts, summed (the bits an ideal
+        # coder needs given each segment's tables): a tensor's empirical entropy when it lies in
+        # one segment, slightly less across segments; a running sum keeps memory bounded
+        self.entropy = 0.0
         self.values = (
             {t.name: np.empty(t.size, dtype=t.dtype) for t in posterior.tensors}
             if keep_values
@@ -212,27 +215,15 @@ class _SegmentSink:
         for piece, values, tally in zip(pieces, chosen, tallies, strict=True):
             little = np.ascontiguousarray(values, dtype=self.dtypes[piece.tensor])
             self.crcs[piece.tensor] = zlib.crc32(little, self.crcs[piece.tensor])
-            self.tallies[piece.tensor].append(tally)
+            counts = tally[1]
+            total = int(counts.sum())
+            self.entropy += float(total * np.log2(total) - np.sum(counts * np.log2(counts))) if total else 0.0
             if self.values:
                 self.values[self.names[piece.tensor]][piece.start : piece.stop] = values
         latents = sum(piece.size for piece in pieces)
         if self.progress is not None:
             self.progress.update(latents)
         return latents
-
-    def entropy_bits(self) -> float:
-        """Empirical entropy of each tensor's symbols (whole tensor), summed over tensors."""
-        bits = 0.0
-        for tallies in self.tallies:
-            unique = np.concatenate([u for u, _ in tallies])
-            counts = np.concatenate([c for _, c in tallies])
-            _, inverse = np.unique(unique, return_inverse=True)
-            merged = np.bincount(inverse, weights=counts).astype(np.int64)
-            total = merged.sum()
-            bits += (
-                float(total * np.log2(total) - np.sum(merged * np.log2(merged))) if total else 0.0
-            )
-        return bits
 
     @property
     def shaped_values(self) -> dict[str, np.ndarray]:
