@@ -295,11 +295,15 @@ def cmd_fit_skipgram(args) -> int:
 # ------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``command`` about to run, the method registry (which
+    imports every quantizer's module, scipy with them) is read only for pack and sweep."""
     from .coders import BASELINE_CODERS, CODER_NAMES
     from .methods import default_methods
     from .quantizers import quantizer_classes
 
+    with_methods = command in (None, "pack", "sweep")
+    methods = ", ".join(quantizer_classes()) if with_methods else "see pack --help"
     parser = _Parser(prog="bayescompress", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=_version())
@@ -327,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("posterior")
     rate = pack.add_mutually_exclusive_group(required=True)
     quantizer_options = pack.add_argument_group("quantizer options (each is passed on only when given)")
-    for option, users, is_knob in _declared_options().values():
+    for option, users, is_knob in (_declared_options() if with_methods else {}).values():
         (rate if is_knob else quantizer_options).add_argument(
             option.command_line_flag, dest=option.name, type=_from_text(option.parse, option.name),
             choices=option.choices or None, help=f"{', '.join(users)}: {option.help}")
@@ -338,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", required=True, help="archive to write (.bcz)")
     pack.add_argument("--tensors", type=_names, help="comma-separated tensors to pack (default all)")
     pack.add_argument("--method", default="vbq",
-                      help=f"quantizer: {', '.join(quantizer_classes())} (default vbq)")
+                      help=f"quantizer: {methods} (default vbq)")
     pack.add_argument("--coder", default="range", choices=CODER_NAMES,
                       help="entropy coder (default range; the others are the paper's baselines)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
@@ -370,9 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("posterior")
     sweep.add_argument("-o", "--output", required=True, help="folder for sweep.csv, ratios.csv, sweep.png")
     sweep.add_argument("--methods", type=_names,
-                       help=f"comma-separated: {', '.join(quantizer_classes())}, "
-                            f"{', '.join(BASELINE_CODERS)}, or QUANTIZER+CODER "
-                            f"(default: {','.join(default_methods())})")
+                       help=f"comma-separated: {methods}, {', '.join(BASELINE_CODERS)}, or "
+                            f"QUANTIZER+CODER (default: "
+                            f"{','.join(default_methods()) if with_methods else 'see sweep --help'})")
     sweep.add_argument("--points", type=int, default=12, help="knob values per method (default 12)")
     sweep.add_argument("--tensors", type=_names, help="tensors to pack (default all; embeddings: U)")
     sweep.add_argument("--min-bits", type=_positive, default=0.05,
@@ -544,7 +548,9 @@ def _missing_extra(exc: ModuleNotFoundError, args) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except BayesCompressError as exc:

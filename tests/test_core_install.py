@@ -43,21 +43,17 @@ def assert_ok(result):
     return result
 
 
-@pytest.fixture
-def embedding_npz(tmp_path):
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """An embedding posterior imported from npz and packed, both by the core's command line."""
+    folder = tmp_path_factory.mktemp("core")
     post = make_posterior(rows=120, dim=6, vocab=True)
     arrays = {f"{name}.{part}": getattr(tensor, part)
               for name, tensor in post.tensors.items() for part in ("mean", "std")}
-    path = tmp_path / "fitted.npz"
-    np.savez(path, vocab=np.array(post.vocab.words), counts=post.vocab.counts, **arrays)
-    return path
-
-
-@pytest.fixture
-def archive(tmp_path, embedding_npz):
-    assert_ok(run_without_extras("import", "npz", embedding_npz, "-o", tmp_path / "post.h5"))
-    assert_ok(run_without_extras("pack", tmp_path / "post.h5", "--lambda", "0.5", "-o", tmp_path / "a.bcz"))
-    return tmp_path / "a.bcz"
+    np.savez(folder / "fitted.npz", vocab=np.array(post.vocab.words), counts=post.vocab.counts, **arrays)
+    assert_ok(run_without_extras("import", "npz", folder / "fitted.npz", "-o", folder / "post.h5"))
+    assert_ok(run_without_extras("pack", folder / "post.h5", "--lambda", "0.5", "-o", folder / "a.bcz"))
+    return folder / "a.bcz"
 
 
 def test_the_core_packs_inspects_and_unpacks_to_npz_and_hdf5_with_the_values_pack_chose(tmp_path, archive):
@@ -81,7 +77,7 @@ def test_the_core_packs_inspects_and_unpacks_to_npz_and_hdf5_with_the_values_pac
 ])
 def test_the_core_runs_baselines_and_rate_control_too(tmp_path, archive, options):
     out = tmp_path / "b.bcz"
-    assert_ok(run_without_extras("pack", tmp_path / "post.h5", *options, "-o", out))
+    assert_ok(run_without_extras("pack", archive.parent / "post.h5", *options, "-o", out))
     assert_ok(run_without_extras("unpack", out, "-o", tmp_path / "b.npz"))
     with np.load(tmp_path / "b.npz") as npz:
         assert npz["U"].tobytes() == unpack(out).tensors["U"].tobytes()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,14 @@ def test_the_worked_example_joins_the_sweep_and_rate_control(tmp_path, posterior
 def test_two_methods_cannot_share_a_name():
     with pytest.raises(TypeError, match="two quantizers are named 'uniform'"):
         type("Impostor", (quantizers.Quantizer,), {"name": "uniform"})
+
+
+def test_commands_other_than_pack_and_sweep_do_not_import_the_methods(tmp_path, posterior):
+    pack(posterior, tmp_path / "a.bcz", lam=1.0)
+    code = ("import sys; from bayescompress.cli import main; main(['info', sys.argv[1]]); "
+            "print(sorted(m for m in ('bayescompress.vbq', 'bayescompress.baselines', 'scipy.special') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.bcz")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
