@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from .errors import BayesCompressError
+from .limits import LZMA_MEMORY_LIMIT
 
 WIDTHS = (8, 16, 32, 64)
 
@@ -34,7 +35,9 @@ def _decompress(name: str, data: bytes, size: int) -> bytes:
         elif name == "bzip2":
             out = bz2.BZ2Decompressor().decompress(data, size + 1)
         else:
-            out = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(data, size + 1)
+            # the .lzma header declares the dictionary size: a damaged one must not allocate gigabytes
+            decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMORY_LIMIT)
+            out = decompressor.decompress(data, size + 1)
     except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
         raise BayesCompressError(f"{name} stream does not decompress") from exc
     if len(out) != size:

@@ -22,6 +22,7 @@ MAX_JSON_BYTES = 1 << 26  # any JSON text we read
 HEADER_EXPANSION = 64  # a deflated archive header inflates to at most 1 MiB + this many times its size
 MAX_SIDE_BYTES = 1 << 30  # side data after decompression
 SIDE_EXPANSION = 64  # ... and at most 1 MiB + this many times its compressed size
+LZMA_MEMORY_LIMIT = 1 << 27  # liblzma's memory for one stream (preset 9's dictionary is 64 MiB)
 MAX_ATTRIBUTE_BYTES = 1 << 26  # one HDF5 attribute
 STREAM_SLACK_BITS = 256  # a range-coded stream may fall short of its entropy bound by this much
 

@@ -73,14 +73,13 @@ def lower_normal_quantile(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     q = p - 0.5
     central = q >= -0.425
-    r_central = 0.180625 - q * q
-    values = q * _horner(_A, r_central) / _horner(_B, r_central)
-    if not central.all():
-        tail_p = np.where(central, 0.25, p)  # a harmless stand-in where the tail is not used
-        r = np.sqrt(-basic_log(tail_p))
-        near = r - 1.6
-        far = r - 5.0
-        tail = np.where(r <= 5.0, _horner(_C, near) / _horner(_D, near),
-                        _horner(_E, far) / _horner(_F, far))
-        values = np.where(central, values, -tail)
+    values = np.empty(p.shape)
+    qc = q[central]
+    r = 0.180625 - qc * qc
+    values[central] = qc * _horner(_A, r) / _horner(_B, r)
+    tail = ~central
+    r = np.sqrt(-basic_log(p[tail]))
+    near = r <= 5.0
+    values[tail] = np.where(near, _horner(_C, r - 1.6) / _horner(_D, r - 1.6),
+                            _horner(_E, r - 5.0) / _horner(_F, r - 5.0)) * -1.0
     return values

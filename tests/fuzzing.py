@@ -411,10 +411,7 @@ def make_npz_case(rng, bases: dict, out: Path) -> Path:
             archive.writestr("w.mean.npy", buffer.getvalue())
             archive.writestr("w.std.npy", buffer.getvalue())
     elif action == 8:
-        data = bytearray(path.read_bytes())
-        position = int(rng.integers(len(data)))
-        data[position:position + 8] = bytes(len(data[position:position + 8]))
-        path.write_bytes(bytes(data))
+        _zero_bytes(path, rng, 8)
     return path
 
 
@@ -449,11 +446,16 @@ def make_pyro_case(rng, bases: dict, out: Path) -> Path:
         return path
     torch.save({"params": params, "constraints": kinds}, path)
     if action == 8:
-        data = bytearray(path.read_bytes())
-        position = int(rng.integers(len(data)))
-        data[position:position + 16] = bytes(len(data[position:position + 16]))
-        path.write_bytes(bytes(data))
+        _zero_bytes(path, rng, 16)
     return path
+
+
+def _zero_bytes(path: Path, rng, count: int) -> None:
+    """Zero ``count`` bytes of the file at a random offset (fewer at its end)."""
+    data = bytearray(path.read_bytes())
+    position = int(rng.integers(len(data)))
+    data[position:position + count] = bytes(len(data[position:position + count]))
+    path.write_bytes(bytes(data))
 
 
 class _Exploit:

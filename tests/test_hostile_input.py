@@ -425,3 +425,43 @@ def test_a_quick_seeded_fuzz_pass_finds_no_crash_hang_blow_up_leak_or_leftover()
     assert not defects, defects[:5]
     outcomes = {r["outcome"] for r in results}
     assert {"ok", "refused"} <= outcomes
+
+
+def test_an_lzma_stream_declaring_a_4_gib_dictionary_is_refused_under_a_1_5_gib_memory_cap(tmp_path):
+    import subprocess
+    import sys
+
+    pack(make_posterior(), tmp_path / "a.bcz", method="kmeans", coder="lzma", k=8)
+    archive = decode_archive((tmp_path / "a.bcz").read_bytes())
+    header = {k: v for k, v in archive.header.items() if k != "sections"}
+    stream = bytearray(archive.sections["stream"])
+    stream[1:5] = b"\xff\xff\xff\xff"  # the .lzma header's dictionary size
+    (tmp_path / "b.bcz").write_bytes(encode_archive(header, dict(archive.sections, stream=bytes(stream))))
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))\n"
+            "from bayescompress.packing import unpack\n"
+            "try:\n    unpack(sys.argv[1])\nexcept ValueError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.bcz")], capture_output=True,
+                          text=True, env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
+    assert done.returncode == 0 and "lzma stream does not decompress" in done.stdout, done.stderr[-500:]
+
+
+def test_info_and_unpack_of_a_header_whose_side_descriptor_is_not_an_object(tmp_path):
+    from bayescompress.packing import archive_info
+
+    pack(make_posterior(), tmp_path / "a.bcz", lam=1.0)
+    rewrite_archive(tmp_path / "a.bcz", lambda h: h.update(side=True))
+    assert archive_info(tmp_path / "a.bcz")["vocab_size"] is None
+    with pytest.raises(BayesCompressError, match="side data descriptor is malformed"):
+        unpack(tmp_path / "a.bcz")
+
+
+def test_a_sweep_of_a_network_refuses_a_quality_option_the_network_metric_does_not_take(tmp_path):
+    from bayescompress.networks.model_spec import mlp_spec
+
+    spec = mlp_spec([3, 2], task="classification", classes=[0, 1], input_mean=[0.0] * 3, input_std=[1.0] * 3)
+    Posterior({"layers.0.weight": TensorPosterior(np.ones((2, 3)), np.full((2, 3), 0.1)),
+               "layers.0.bias": TensorPosterior(np.zeros(2), np.full(2, 0.1))},
+              kind="network", model_spec=spec).save(tmp_path / "net.h5")
+    code, err = run("sweep", tmp_path / "net.h5", "-o", tmp_path / "sweep", "--quality", "density",
+                    "--methods", "vbq", "--points", "2", "--no-plot")
+    assert_one_line_refusal(code, err, "quality does not take option(s) measure")

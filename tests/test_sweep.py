@@ -208,7 +208,8 @@ def test_missing_evaluators_fail_with_a_clear_message(monkeypatch):
 def test_network_quality_passes_the_values_and_model_spec_and_reads_accuracy(monkeypatch):
     fake = types.ModuleType("bayescompress.evaluate.bnn")
     fake.evaluate_network = lambda values, spec, **options: types.SimpleNamespace(
-        accuracy=0.9 if spec == {"layers": [3]} and options == {"data": "d"} else 0.0, nll=1.5, rmse=None)
+        accuracy=0.9 if spec == {"layers": [3]} and options == {"data": "d", "split": "test"} else 0.0,
+        nll=1.5, rmse=None)
     monkeypatch.setitem(sys.modules, "bayescompress.evaluate.bnn", fake)
     post = make_posterior()
     post.model_spec = {"layers": [3]}
