@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import coding
-from .coding import FrequencyTable, check_stream_can_hold, decode_varints, encode_stream, encode_varints
+from .coding import FrequencyTable, decode_varints, encode_stream, encode_varints
 from .errors import BayesCompressError
 
 SEGMENT_LATENTS = 1 << 20  # default S: tables cost ~0.1% of a segment's stream at 1 bit/dim
@@ -80,8 +80,9 @@ def decode_segment(data: bytes, table_length: int, counts: list[int]) -> list[np
     if offset != table_length:
         raise BayesCompressError("segment tables do not end where the index says")
     blocks = list(zip(counts, tables, strict=True))
-    check_stream_can_hold(data[table_length:], blocks)  # a small segment never declares a long decode
-    return coding.decode_stream(data[table_length:], blocks)  # looked up here, so tests can stand in
+    # coding's functions are looked up at call time, so that tests can stand in for them
+    coding.check_stream_can_hold(data[table_length:], blocks)  # a small segment never declares a long decode
+    return coding.decode_stream(data[table_length:], blocks)
 
 
 def encode_index(lengths: list[tuple[int, int]]) -> bytes:
