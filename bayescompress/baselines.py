@@ -396,7 +396,7 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
     Only lambda x sigma^2 enters eq. 9, so the global value merely relabels lambda (lambda at
     std s equals lambda s^2 at std 1); the default 1 makes lambda a squared-error price per bit.
 
-    >>> q = GlobalStdVBQQuantizer(lam=0.5, std=0.2)
+    >>> q = GlobalStdVBQQuantizer(lam=0.5, std=0.2, prior="rms")
     >>> q.quantize(np.array([0.3, 0.3]), np.array([1e-3, 1.0])).symbols.tolist()
     [3, 3]
     """
@@ -412,12 +412,23 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
         scale = (scales.std_rms / options.get("std", 1.0)) ** 2
         return scale, 1e-12 * scale, 1e12 * scale
 
-    def __init__(self, lam: float, std: float = 1.0, max_rate: int = MAX_RATE, prior: str = "rms"):
+    def __init__(self, lam: float, std: float = 1.0, max_rate: int = MAX_RATE, prior: str = "auto"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)
         self.std = _positive_number(std, "vbq-nostd global std")
 
     def config(self) -> dict:
         return super().config() | {"std": exact_float(self.std)}
+
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
+        means = np.asarray(means)
+        return super().quantize(means, np.full(means.shape, self.std), progress)
+
+    def fit_params(self, mean_blocks, strided, size: int) -> dict:
+        def global_strided(step):
+            means, _ = strided(step)
+            return means, np.full(np.shape(means), self.std)
+
+        return super().fit_params(mean_blocks, global_strided, size)
 
     def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
         means = np.asarray(means)

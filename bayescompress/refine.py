@@ -13,8 +13,17 @@ import numpy as np
 
 from .coding import FrequencyTable
 from .errors import BayesCompressError
-from .quantizers import Option, QuantizedTensor, exact_float, whole_number
-from .vbq import MAX_RATE, GaussianPrior, VBQQuantizer, choose_code_points, code_point_values, symbol_rates
+from .quantizers import Option, QuantizedTensor, whole_number
+from .vbq import (
+    MAX_RATE,
+    Prior,
+    VBQQuantizer,
+    choose_code_points,
+    code_point_values,
+    prior_and_symbols,
+    prior_params,
+    symbol_rates,
+)
 
 _CHUNK = 1 << 18
 
@@ -55,7 +64,7 @@ class CodeLengths:
         return lengths
 
 
-def refined_loss(symbols, means, stds, lam: float, prior: GaussianPrior, lengths: CodeLengths) -> np.ndarray:
+def refined_loss(symbols, means, stds, lam: float, prior: Prior, lengths: CodeLengths) -> np.ndarray:
     """(F^-1(xi) - mu)^2 + 2 lambda sigma^2 L(s): eq. 9 with code lengths L in place of r."""
     values = code_point_values(symbols, prior)
     return np.square(values - means) + (2.0 * lam * np.square(stds)) * lengths.of(symbols)
@@ -65,7 +74,7 @@ def choose_with_code_lengths(
     means: np.ndarray,
     stds: np.ndarray,
     lam: float,
-    prior: GaussianPrior,
+    prior: Prior,
     lengths: CodeLengths,
     max_rate: int = MAX_RATE,
     fallback: np.ndarray | None = None,
@@ -82,6 +91,7 @@ def choose_with_code_lengths(
 
     Here Algorithm 1 would pick symbols [6, 3]; symbol 6 is not in the table and costs 13 bits:
 
+    >>> from bayescompress.vbq import GaussianPrior
     >>> prior = GaussianPrior(0.0, 1.0)
     >>> lengths = CodeLengths.from_symbols(np.repeat([1, 2, 3], [600, 300, 100]))
     >>> choose_with_code_lengths(np.array([0.3, 0.6]), np.ones(2), 0.01, prior, lengths).tolist()
@@ -173,7 +183,7 @@ class RefinedVBQQuantizer(VBQQuantizer):
     options = (Option("passes", 2, "refinement passes (0..20)", whole_number),) + VBQQuantizer.options
     in_sweep = False
 
-    def __init__(self, lam: float, passes: int = 2, max_rate: int = MAX_RATE, prior: str = "rms"):
+    def __init__(self, lam: float, passes: int = 2, max_rate: int = MAX_RATE, prior: str = "auto"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)
         if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or not 0 <= passes <= 20:
             raise BayesCompressError(f"refinement passes must be an integer in 0..20, got {passes!r}")
@@ -183,12 +193,11 @@ class RefinedVBQQuantizer(VBQQuantizer):
         return super().config() | {"passes": self.passes}
 
     def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
-        prior = GaussianPrior.empirical(means, fit_loc=self.prior == "fit")
-        first = choose_code_points(means, stds, self.lam, prior, self.max_rate)
+        prior, first = prior_and_symbols(means, stds, self.lam, self.prior, self.max_rate)
         symbols = first
         for _ in range(self.passes):
             lengths = CodeLengths.from_symbols(symbols)
             symbols = choose_with_code_lengths(means, stds, self.lam, prior, lengths, self.max_rate, first)
         if progress is not None:
             progress.update(symbols.size)
-        return QuantizedTensor(symbols, {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)})
+        return QuantizedTensor(symbols, prior_params(prior))

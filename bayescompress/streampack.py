@@ -61,7 +61,8 @@ def plan_tensors(posterior: PosteriorSource, quantizer, progress=None) -> list[T
     plans = []
     for tensor in posterior.tensors:
         if getattr(quantizer, "blockwise", False):
-            plans.append(TensorPlan(quantizer.fit_params(tensor.mean_blocks(_PRIOR_READ))))
+            plans.append(TensorPlan(quantizer.fit_params(tensor.mean_blocks(_PRIOR_READ), tensor.strided,
+                                                         tensor.size)))
         else:  # k-means, Lloyd, refined VBQ: fitted on the whole tensor, which must fit in memory
             means, stds = tensor.read(0, tensor.size, posterior.source)
             quantized = quantizer.quantize(means, stds, progress=progress)

@@ -47,6 +47,16 @@ class TensorSource:
         check_piece(self.name, means, stds, source)
         return means, stds
 
+    def strided(self, step: int, block: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+        """Means and stds of latents 0, step, 2 step, ... (read ``block`` latents at a time)."""
+        means, stds = [], []
+        for start in range(0, self.size, block):
+            stop = min(start + block, self.size)
+            first = -start % step
+            means.append(self.read_range("mean", start, stop)[first::step])
+            stds.append(self.read_range("std", start, stop)[first::step])
+        return np.concatenate(means), np.concatenate(stds)
+
     def mean_blocks(self, block: int) -> Callable[[], Iterator[np.ndarray]]:
         """A callable yielding the means in pieces of ``block`` latents (for the prior's passes)."""
         return lambda: (

@@ -19,6 +19,8 @@ import numpy as np
 
 from . import quantile as basic_quantile
 from .errors import BayesCompressError
+from .priors import _FIT_SAMPLE as T2_FIT_SAMPLE
+from .priors import T2_QUANTILE, StudentT2Prior, lower_t2_quantile
 from .quantizers import (
     Option,
     QuantizedTensor,
@@ -33,9 +35,11 @@ MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
 PRIOR_BLOCK = 1 << 16  # latents per partial sum of the empirical prior (see from_blocks)
+_CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
 QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
 LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
 QUANTILES = (QUANTILE, LEGACY_QUANTILE)
+PRIORS = ("auto", "t2", "rms", "fit")  # auto: per tensor, whichever of t2 and rms costs less (eq. 9)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class GaussianPrior:
 
     loc: float
     scale: float
+    quantile = QUANTILE
+    family = "normal"
 
     @classmethod
     def empirical(cls, means: np.ndarray, fit_loc: bool = False) -> GaussianPrior:
@@ -86,6 +92,15 @@ class GaussianPrior:
         from scipy.special import ndtr
 
         return ndtr((np.asarray(values, dtype=np.float64) - self.loc) / self.scale)
+
+    def near_mass(self, distance: np.ndarray) -> np.ndarray:
+        """Prior mass beyond ``distance`` standardized units on one side, exact in the tails."""
+        from scipy.special import ndtr  # here, not at the top: unpack never needs scipy (0.2 s to import)
+
+        return ndtr(-distance)
+
+
+Prior = GaussianPrior | StudentT2Prior
 
 
 def _prior_blocks(blocks):
@@ -133,7 +148,9 @@ def code_points(symbols: np.ndarray) -> np.ndarray:
 
 
 def _lower_quantiles(p: np.ndarray, quantile: str) -> np.ndarray:
-    """Standard-normal quantile of probabilities in (0, 1/2] by the named function."""
+    """Standard quantile of probabilities in (0, 1/2] by the named function."""
+    if quantile == T2_QUANTILE:
+        return lower_t2_quantile(p)
     if quantile == LEGACY_QUANTILE:
         from scipy.special import ndtri
 
@@ -141,7 +158,7 @@ def _lower_quantiles(p: np.ndarray, quantile: str) -> np.ndarray:
     return basic_quantile.lower_normal_quantile(p)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=3)
 def _near_side_quantile_table(quantile: str = QUANTILE) -> np.ndarray:
     """Quantile of i / 2^_TABLE_RATE for i in 0 .. 2^(_TABLE_RATE-1): lower half of code points."""
     steps = np.arange((1 << (_TABLE_RATE - 1)) + 1, dtype=np.float64)
@@ -177,7 +194,7 @@ def _exact_standard_quantiles(symbols: np.ndarray, quantile: str) -> np.ndarray:
     return signed
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=3)
 def _short_symbol_quantiles(quantile: str = QUANTILE) -> np.ndarray:
     """Quantiles of every symbol below 2^16 (rates up to 16), so decoding is one gather."""
     short = _exact_standard_quantiles(np.arange(1, 1 << 16, dtype=np.int64), quantile)
@@ -187,7 +204,7 @@ def _short_symbol_quantiles(quantile: str = QUANTILE) -> np.ndarray:
 
 
 def standard_quantiles(symbols: np.ndarray, quantile: str = QUANTILE) -> np.ndarray:
-    """Standard-normal quantile of each symbol's code point, symmetric by construction.
+    """Standard quantile of each symbol's code point, symmetric by construction.
 
     Computing the upper half as the negated lower half keeps the tails exact: 1 - xi would
     lose the low bits that xi holds near 1.  ``quantile`` names the function (QUANTILES).
@@ -203,9 +220,12 @@ def standard_quantiles(symbols: np.ndarray, quantile: str = QUANTILE) -> np.ndar
     return values
 
 
-def code_point_values(symbols: np.ndarray, prior: GaussianPrior, quantile: str = QUANTILE) -> np.ndarray:
-    """Reconstructed latent F^-1(xi) for each symbol: the value that pack chose and unpack returns."""
-    return prior.loc + prior.scale * standard_quantiles(symbols, quantile)
+def code_point_values(symbols: np.ndarray, prior: Prior, quantile: str | None = None) -> np.ndarray:
+    """Reconstructed latent F^-1(xi) for each symbol: the value that pack chose and unpack returns.
+
+    ``quantile`` overrides the prior's own quantile function (version-1 archives name ndtri).
+    """
+    return prior.loc + prior.scale * standard_quantiles(symbols, quantile or prior.quantile)
 
 
 def checked_max_rate(value, what: str = "max rate") -> int:
@@ -219,7 +239,7 @@ def choose_code_points(
     means: np.ndarray,
     stds: np.ndarray,
     lam: float,
-    prior: GaussianPrior,
+    prior: Prior,
     max_rate: int = MAX_RATE,
     progress=None,
 ) -> np.ndarray:
@@ -253,20 +273,18 @@ def choose_code_points(
 
 
 def _choose_block(
-    means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior, max_rate: int
+    means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior, max_rate: int
 ) -> np.ndarray:
     with np.errstate(over="ignore"):  # extreme finite means or stds give infinite losses, compared as such
         return _search_block(means, stds, lam, prior, max_rate)
 
 
 def _search_block(
-    means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior, max_rate: int
+    means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior, max_rate: int
 ) -> np.ndarray:
     standardized = (means - prior.loc) / prior.scale
     upper = standardized > 0
-    from scipy.special import ndtr  # here, not at the top: unpack never needs scipy (0.2 s to import)
-
-    near_mass = ndtr(-np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
+    near_mass = prior.near_mass(np.abs(standardized))  # F(mu) measured from the nearer end, exact in tails
     # eq. 9: 2 lambda sigma^2 per bit (lambda 0 means no penalty, even where sigma^2 overflows)
     penalty = 2.0 * lam * np.square(stds) if lam > 0 else np.zeros(stds.shape)
 
@@ -274,7 +292,7 @@ def _search_block(
     best_loss = np.square(median - means) + penalty * 1
     best_symbol = np.ones(means.size, dtype=np.int64)
     active = np.flatnonzero(best_loss > penalty * 2)
-    table = _near_side_quantile_table()
+    table = _near_side_quantile_table(prior.quantile)
 
     for rate in range(2, max_rate + 1):
         if active.size == 0:
@@ -291,7 +309,7 @@ def _search_block(
         if rate <= _TABLE_RATE:
             quantile = table[odd << (_TABLE_RATE - rate)]
         else:
-            quantile = basic_quantile.lower_normal_quantile(np.ldexp(odd.astype(np.float64), -rate))
+            quantile = _lower_quantiles(np.ldexp(odd.astype(np.float64), -rate), prior.quantile)
         is_upper = upper[active]
         quantile = np.where(is_upper, -quantile, quantile)
         values = prior.loc + prior.scale * quantile
@@ -307,17 +325,101 @@ def _search_block(
 
 
 def rate_distortion_loss(
-    symbols: np.ndarray, means: np.ndarray, stds: np.ndarray, lam: float, prior: GaussianPrior
+    symbols: np.ndarray, means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior
 ) -> np.ndarray:
     """Eq. 9 evaluated at given symbols, with the same float operations Algorithm 1 uses."""
     values = code_point_values(symbols, prior)
     return np.square(values - means) + (2.0 * lam * np.square(stds)) * symbol_rates(symbols)
 
 
+def empirical_prior(means: np.ndarray, kind: str) -> Prior:
+    """The tensor's prior of family ``kind``: t2 (Student-t fit), rms or fit (Gaussians)."""
+    if kind == "t2":
+        return StudentT2Prior.empirical(means)
+    return GaussianPrior.empirical(means, fit_loc=kind == "fit")
+
+
+def prior_and_symbols(
+    means: np.ndarray, stds: np.ndarray, lam: float, kind: str, max_rate: int = MAX_RATE
+) -> tuple[Prior, np.ndarray]:
+    """The prior of family ``kind`` (``choose_prior``) and Algorithm 1's symbols under it."""
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    prior = choose_prior(kind, lambda: iter((means,)), lambda step: (means[::step], stds[::step]),
+                         means.size, lam, max_rate)
+    return prior, choose_code_points(means, stds, lam, prior, max_rate)
+
+
+def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
+    """The prior of family ``kind``, or for ``auto`` the cheaper of t2 and rms, from the tensor's
+    means read in blocks (``mean_blocks()``) and evenly strided samples (``strided(step)`` ->
+    means[::step], stds[::step]), so that a tensor read piece by piece gets the same prior.
+
+    ``auto`` compares eq. 9 summed over the tensor, each latent's term divided by 2 lambda
+    sigma^2, with the symbols' empirical code lengths in place of the rates: the bits the file
+    will spend plus the distortion priced at lambda's exchange rate.  At lambda 0 the smaller
+    distortion wins.  A tensor with a mean beyond the Gaussian's outermost code point gets t2
+    (the Gaussian would clip it); above _CHOICE_SAMPLE latents the costs are compared on an
+    evenly strided sample.
+    """
+    if kind in ("rms", "fit"):
+        return GaussianPrior.from_blocks(mean_blocks, fit_loc=kind == "fit")
+    t2 = StudentT2Prior.empirical(strided(size // T2_FIT_SAMPLE if size > T2_FIT_SAMPLE else 1)[0])
+    if kind == "t2":
+        return t2
+    gaussian = GaussianPrior.from_blocks(mean_blocks)
+    reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
+    farthest = max((float(np.max(np.abs(np.asarray(block, dtype=np.float64) - gaussian.loc)))
+                    for block in mean_blocks() if np.size(block)), default=0.0)
+    if farthest > reach - gaussian.loc:
+        return t2
+    sample_means, sample_stds = strided(max(1, size // _CHOICE_SAMPLE))
+    sample_means = np.asarray(sample_means, dtype=np.float64)
+    sample_stds = np.asarray(sample_stds, dtype=np.float64)
+    costs = []
+    for prior in (t2, gaussian):
+        symbols = choose_code_points(sample_means, sample_stds, lam, prior, max_rate)
+        costs.append(_tensor_cost(symbols, code_point_values(symbols, prior), sample_means, sample_stds, lam))
+    return t2 if costs[0] <= costs[1] else gaussian
+
+
+def _tensor_cost(symbols, values, means, stds, lam: float) -> tuple[float, float]:
+    """(bits + distortion / (2 lambda), 0) or, at lambda 0, (distortion, bits); compared as tuples."""
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    _, counts = np.unique(symbols, return_counts=True)
+    bits = float(-np.sum(counts * np.log2(counts / symbols.size)))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        distortion = float(np.sum(np.square((values - means) / stds)))
+    if not math.isfinite(distortion):
+        distortion = math.inf
+    if lam == 0:
+        return distortion, bits
+    return bits + distortion / (2.0 * lam), 0.0
+
+
+def prior_params(prior: Prior) -> dict:
+    """The tensor header's parameters of a prior: loc and scale as exact floats, and a t2's family."""
+    params = {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)}
+    return params | {"family": prior.family} if isinstance(prior, StudentT2Prior) else params
+
+
+def prior_from_params(params: dict) -> Prior:
+    """The prior a tensor header describes (no family: the Gaussian of every archive before t2)."""
+    family = params.get("family", "normal")
+    if family not in ("normal", "t2"):
+        raise BayesCompressError(f"archive header: unknown prior family {family!r}")
+    loc = parse_exact_float(params.get("loc"), "prior loc")
+    scale = parse_exact_float(params.get("scale"), "prior scale")
+    if not scale > 0:
+        raise BayesCompressError("archive header: prior scale must be > 0")
+    return StudentT2Prior(loc, scale) if family == "t2" else GaussianPrior(loc, scale)
+
+
 class VBQQuantizer(Quantizer):
     """VBQ behind the common quantizer interface: one empirical prior per tensor, one lambda.
 
-    >>> q = VBQQuantizer(lam=0.5)
+    >>> q = VBQQuantizer(lam=0.5, prior="rms")
     >>> out = q.quantize(np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.1, 0.01]))
     >>> VBQQuantizer.dequantize(out.symbols, out.params, q.config()).round(3).tolist()
     [0.0, 0.871, -1.981]
@@ -329,13 +431,15 @@ class VBQQuantizer(Quantizer):
                   flag="--lambda")
     options = (
         Option("max_rate", MAX_RATE, f"longest code point in bits (1..{MAX_RATE})", whole_number),
-        Option("prior", "rms", "empirical prior: rms = N(0, RMS of means) as in the paper; "
-               "fit = N(mean, std)", str, choices=("rms", "fit")),
+        Option("prior", "auto", "empirical prior per tensor: t2 = Student-t(2) fitted to the means "
+               "(reaches every weight); rms = N(0, RMS of means) as in the paper; fit = N(mean, std); "
+               "auto = whichever of t2 and rms costs fewer bits at lambda's price of distortion",
+               str, choices=PRIORS),
     )
 
-    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "rms"):
-        if prior not in ("rms", "fit"):
-            raise BayesCompressError(f"prior must be 'rms' or 'fit', got {prior!r}")
+    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "auto"):
+        if prior not in PRIORS:
+            raise BayesCompressError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
             raise BayesCompressError(f"lambda must be a finite number >= 0, got {lam!r}")
         self.lam = float(lam)
@@ -349,32 +453,30 @@ class VBQQuantizer(Quantizer):
     blockwise = True  # quantize_block needs only fit_params' result, not the whole tensor
 
     def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
-        params = self.fit_params(lambda: iter((means,)))
-        return QuantizedTensor(self.quantize_block(means, stds, params, progress), params)
+        prior, symbols = prior_and_symbols(means, stds, self.lam, self.prior, self.max_rate)
+        if progress is not None:
+            progress.update(symbols.size)
+        return QuantizedTensor(symbols, prior_params(prior))
 
-    def fit_params(self, mean_blocks) -> dict:
-        """The tensor's empirical prior, from its means read block by block (``mean_blocks()``)."""
-        prior = GaussianPrior.from_blocks(mean_blocks, fit_loc=self.prior == "fit")
-        return {"loc": exact_float(prior.loc), "scale": exact_float(prior.scale)}
+    def fit_params(self, mean_blocks, strided, size: int) -> dict:
+        """The tensor's prior (as ``quantize`` chooses it) from its means read block by block
+        (``mean_blocks()``) and evenly strided samples (``strided(step)`` -> means, stds)."""
+        return prior_params(choose_prior(self.prior, mean_blocks, strided, size, self.lam, self.max_rate))
 
     def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
         """Symbols for a piece of the tensor, given the whole tensor's ``fit_params``."""
-        prior = GaussianPrior(float.fromhex(params["loc"]), float.fromhex(params["scale"]))
-        return choose_code_points(means, stds, self.lam, prior, self.max_rate, progress)
+        return choose_code_points(means, stds, self.lam, prior_from_params(params), self.max_rate, progress)
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
-        prior = GaussianPrior(
-            parse_exact_float(params.get("loc"), "prior loc"),
-            parse_exact_float(params.get("scale"), "prior scale"),
-        )
-        if not prior.scale > 0:
-            raise BayesCompressError("archive header: prior scale must be > 0")
+        prior = prior_from_params(params)
         symbols = np.asarray(symbols, dtype=np.int64)
         max_rate = checked_max_rate(config.get("max_rate", MAX_RATE), "archive header: VBQ max rate")
         quantile = config.get("quantile", LEGACY_QUANTILE)
         if quantile not in QUANTILES:
             raise BayesCompressError(f"archive header: unknown quantile function {quantile!r}")
+        if isinstance(prior, StudentT2Prior) and quantile != QUANTILE:
+            raise BayesCompressError("archive header: a t2 prior in an archive of the first version")
         if symbols.size and (symbols.min() < 1 or symbols.max() >= (1 << max_rate)):
             raise BayesCompressError("archive holds a VBQ symbol outside the code point range")
-        return code_point_values(symbols, prior, quantile)
+        return code_point_values(symbols, prior, quantile if isinstance(prior, GaussianPrior) else None)

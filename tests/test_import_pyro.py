@@ -178,3 +178,60 @@ def test_files_that_are_not_param_stores_are_one_line(tmp_path):
                tmp_path / "nolocs.pt")
     with pytest.raises(BayesCompressError, match="has locs.w but no scales.w"):
         import_pyro(tmp_path / "nolocs.pt")
+
+
+class Classifier(torch.nn.Module):
+    """A user's own module names: fc1 and out, not the spec's layers.0 and layers.1."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(3, 4)
+        self.out = torch.nn.Linear(4, 1)
+
+    def forward(self, features):
+        return self.out(torch.tanh(self.fc1(features))).squeeze(-1)
+
+
+def small_spec():
+    return mlp_spec([3, 4, 1], task="regression", activation="tanh", noise_std=0.1, input_mean=[0.0] * 3,
+                    input_std=[1.0] * 3, target_mean=0.0, target_std=1.0)
+
+
+def test_import_maps_the_users_module_names_onto_the_spec_layers(tmp_path):
+    with pyro.get_param_store().scope():
+        guide = train_guide(make_bayesian(Classifier(), prior_std=1.0))
+        pyro.get_param_store().save(tmp_path / "store.pt")
+        expected = guide.median()["out.weight"].detach().numpy()
+    posterior = import_pyro(tmp_path / "store.pt", spec=small_spec(), layer_names=["fc1", "out"])
+    assert set(posterior.tensors) == {"layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"}
+    assert np.array_equal(posterior.tensors["layers.1.weight"].mean, expected)
+    with pytest.raises(BayesCompressError, match="belongs to none of the layers"):
+        import_pyro(tmp_path / "store.pt", spec=small_spec(), layer_names=["fc1", "head"])
+
+
+def test_import_cuts_an_autodiagonalnormal_guide_into_the_spec_tensors(tmp_path):
+    from pyro.infer.autoguide import AutoDiagonalNormal
+
+    network = make_bayesian(Classifier(), prior_std=1.0)
+    features = torch.randn(32, 3)
+
+    def model(features, targets=None):
+        mean = network(features)
+        with pyro.plate("data", features.shape[0]):
+            pyro.sample("obs", dist.Normal(mean, 0.1), obs=targets)
+
+    with pyro.get_param_store().scope():
+        pyro.set_rng_seed(0)
+        guide = AutoDiagonalNormal(model)
+        svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
+        for _ in range(5):
+            svi.step(features, features.sum(1))
+        pyro.get_param_store().save(tmp_path / "store.pt")
+        medians = {name: value.detach().numpy() for name, value in guide.median().items()}
+    with pytest.raises(BayesCompressError, match="give --spec"):
+        import_pyro(tmp_path / "store.pt")
+    posterior = import_pyro(tmp_path / "store.pt", spec=small_spec())
+    for index, user in enumerate(["fc1", "out"]):
+        for part in ("weight", "bias"):
+            assert np.allclose(posterior.tensors[f"layers.{index}.{part}"].mean, medians[f"{user}.{part}"])
+    assert all(np.all(t.std > 0) for t in posterior.tensors.values())

@@ -20,7 +20,7 @@ from bayescompress.archive import (
 )
 from bayescompress.errors import BayesCompressError
 from bayescompress.packing import archive_info, pack, unpack
-from bayescompress.vbq import GaussianPrior, VBQQuantizer, choose_code_points, code_point_values
+from bayescompress.vbq import VBQQuantizer, code_point_values, prior_and_symbols
 
 from .conftest import make_posterior
 
@@ -31,8 +31,7 @@ def test_unpack_returns_exactly_the_values_pack_chose(tmp_path, posterior):
     result = pack(posterior, tmp_path / "a.bcz", lam=0.5)
     unpacked = unpack(tmp_path / "a.bcz")
     for name, tensor in posterior.tensors.items():
-        prior = GaussianPrior.empirical(tensor.mean)
-        symbols = choose_code_points(tensor.mean, tensor.std, 0.5, prior)
+        prior, symbols = prior_and_symbols(tensor.mean, tensor.std, 0.5, "auto")
         expected = code_point_values(symbols, prior).astype(tensor.mean.dtype).reshape(tensor.shape)
         assert unpacked.tensors[name].dtype == tensor.mean.dtype
         assert unpacked.tensors[name].tobytes() == expected.tobytes()

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from scipy.special import ndtri
 
 from bayescompress.errors import BayesCompressError
+from bayescompress.priors import StudentT2Prior
 from bayescompress.vbq import (
     MAX_RATE,
     GaussianPrior,
@@ -113,7 +114,7 @@ def test_uncertain_latents_get_fewer_bits():
     assert rates[0] > rates[1]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     means=st.lists(
         st.one_of(st.floats(-1e6, 1e6), st.floats(-3, 3), st.sampled_from([0.0, 1e-300, -5e-324])),
@@ -123,13 +124,14 @@ def test_uncertain_latents_get_fewer_bits():
     scale=st.sampled_from([1.0, 1e-3, 37.5]),
     loc=st.sampled_from([0.0, -0.25]),
     max_rate=st.integers(1, 12),
+    family=st.sampled_from([GaussianPrior, StudentT2Prior]),
 )
-def test_algorithm_1_agrees_with_brute_force_search(means, log_stds, log10_lam, scale, loc,
-                                                     max_rate):
+def test_algorithm_1_agrees_with_brute_force_search_for_either_prior(means, log_stds, log10_lam, scale,
+                                                                      loc, max_rate, family):
     n = min(len(means), len(log_stds))
     means = np.array(means[:n])
     stds = np.exp(np.array(log_stds[:n]))
-    prior = GaussianPrior(loc, scale)
+    prior = family(loc, scale)
     lam = 10.0**log10_lam
     fast = choose_code_points(means, stds, lam, prior, max_rate=max_rate)
     slow = brute_force_code_points(means, stds, lam, prior, max_rate)

