@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BayesCompressError
-from .files import write_bytes_atomically
+from .files import atomic_output, write_bytes_atomically
 from .limits import HEADER_EXPANSION, parse_json
 
 MAGIC = b"\x89BCZ\r\n\x1a\n"
 # version 2: values checksums cover the shape; VBQ names its quantile function (docs/archive-format.md)
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# version 3: the stream cut into independently decodable segments, located by an index section
+FORMAT_VERSION = 3
+SINGLE_STREAM_VERSION = 2  # what the baseline byte coders still write: one stream for all tensors
+SEGMENTED_VERSION = 3  # the first version whose stream is segmented
+READABLE_VERSIONS = (1, 2, 3)
 MAX_HEADER_BYTES = 1 << 26
 MAX_SECTIONS = 16  # each section is a copy of at most the file: this bounds the memory they take
 _PREAMBLE = struct.Struct("<8sHHI")  # magic, version, flags, header length
 _CRC = struct.Struct("<I")
 FLAG_DEFLATED_HEADER = 1
+_READ_BYTES = 1 << 24
 
 
 @dataclass
@@ -39,31 +44,120 @@ class Archive:
     sections: dict[str, bytes]
     header_bytes: int
     total_bytes: int
-    version: int = FORMAT_VERSION
+    version: int = SINGLE_STREAM_VERSION
 
 
-def encode_archive(header: dict, sections: dict[str, bytes]) -> bytes:
+def encode_archive(header: dict, sections: dict[str, bytes], version: int = SINGLE_STREAM_VERSION) -> bytes:
     """Serialize ``header`` plus ``sections``; fills in header['sections'] with offsets and CRCs."""
+    spans = [(name, len(data), zlib.crc32(data)) for name, data in sections.items()]
+    return encode_preamble(header, spans, version) + b"".join(sections.values())
+
+
+def encode_preamble(header: dict, spans: list[tuple[str, int, int]], version: int) -> bytes:
+    """Magic, version, flags, the header (with its section index filled in from ``spans``:
+    name, length, CRC-32 of each section in file order) and its checksum."""
     header = dict(header)
     index, offset = {}, 0
-    for name, data in sections.items():
-        index[name] = {"offset": offset, "length": len(data), "crc32": zlib.crc32(data)}
-        offset += len(data)
+    for name, length, crc in spans:
+        index[name] = {"offset": offset, "length": length, "crc32": crc}
+        offset += length
     header["sections"] = index
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(text) > MAX_HEADER_BYTES:
         raise BayesCompressError("archive header is too large")
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     packed = deflate.compress(text) + deflate.flush()
-    preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, FLAG_DEFLATED_HEADER, len(packed)) + packed
-    return b"".join([preamble, _CRC.pack(zlib.crc32(preamble)), *sections.values()])
+    preamble = _PREAMBLE.pack(MAGIC, version, FLAG_DEFLATED_HEADER, len(packed)) + packed
+    return preamble + _CRC.pack(zlib.crc32(preamble))
 
 
-def write_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes]) -> int:
+def write_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes],
+                  version: int = SINGLE_STREAM_VERSION) -> int:
     """Write the archive atomically; return its size in bytes."""
-    blob = encode_archive(header, sections)
+    blob = encode_archive(header, sections, version)
     write_bytes_atomically(path, blob)
     return len(blob)
+
+
+def write_spooled_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes],
+                          stream: tuple[str | os.PathLike, int, int]) -> int:
+    """Write a segmented (FORMAT_VERSION) archive atomically: ``sections``, then a section ``stream`` copied
+    from a spool file, given as (path, length, crc32); return the archive's size in bytes."""
+    spool, length, crc = stream
+    spans = [(name, len(data), zlib.crc32(data)) for name, data in sections.items()]
+    preamble = encode_preamble(header, [*spans, ("stream", length, crc)], FORMAT_VERSION)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle, open(spool, "rb") as source:
+        handle.write(preamble)
+        for data in sections.values():
+            handle.write(data)
+        shutil.copyfileobj(source, handle, 1 << 24)
+        handle.flush()
+        os.fsync(handle.fileno())
+        total = handle.tell()
+    return total
+
+
+@dataclass
+class ArchiveFile:
+    """An archive opened for reading piece by piece: header parsed, sections located, data read
+    (and checksummed) on demand, so memory does not grow with the stream."""
+
+    path: Path
+    header: dict
+    version: int
+    header_bytes: int
+    total_bytes: int
+    spans: dict[str, tuple[int, int, int]]
+
+    def read_section(self, name: str) -> bytes:
+        start, stop, crc = self.spans[name]
+        data = self.read_range(start, stop - start)
+        if zlib.crc32(data) != crc:
+            raise BayesCompressError(f"{self.path}: checksum mismatch in {name} section (file is corrupt)")
+        return data
+
+    def verify_section(self, name: str) -> None:
+        """Check a section's CRC-32, reading it in bounded pieces."""
+        start, stop, crc = self.spans[name]
+        running = 0
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            for offset in range(start, stop, _READ_BYTES):
+                running = zlib.crc32(handle.read(min(_READ_BYTES, stop - offset)), running)
+        if running != crc:
+            raise BayesCompressError(f"{self.path}: checksum mismatch in {name} section (file is corrupt)")
+
+    def read_range(self, start: int, length: int) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(length)
+        if len(data) != length:
+            raise BayesCompressError(f"{self.path}: archive is truncated")
+        return data
+
+
+def open_archive(path: str | os.PathLike) -> ArchiveFile:
+    """Parse an archive's header and section index without reading its sections."""
+    source = str(path)
+    if not Path(path).is_file():
+        raise BayesCompressError(f"{source}: no such file")
+    size = Path(path).stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(_PREAMBLE.size)
+        if len(head) == _PREAMBLE.size and head.startswith(MAGIC):
+            length = _PREAMBLE.unpack_from(head)[3]
+            head += handle.read(min(length, MAX_HEADER_BYTES) + _CRC.size)
+    header, end, version = parse_header(head, size, source)
+    spans = section_spans(header, end, size, source)
+    return ArchiveFile(Path(path), header, version, end, size, spans)
+
+
+def values_crc_seed(shape, version: int) -> int:
+    """Where a tensor's values_crc32 starts: from version 2 on, the CRC-32 of its shape (u8 number
+    of dimensions, then each as u64), so that a permuted shape is caught too; else 0."""
+    if version < 2:
+        return 0
+    return zlib.crc32(struct.pack(f"<B{len(shape)}Q", len(shape), *shape))
 
 
 def header_size(header_json_length: int) -> int:
@@ -82,11 +176,27 @@ def read_archive(path: str | os.PathLike) -> Archive:
 
 
 def decode_archive(blob: bytes, source: str = "archive") -> Archive:
-    if len(blob) == 0:
+    header, end, version = parse_header(blob, len(blob), source)
+    sections, payload_end = {}, end
+    for name, (start, stop, crc) in section_spans(header, end, len(blob), source).items():
+        data = blob[start:stop]
+        if zlib.crc32(data) != crc:
+            raise BayesCompressError(
+                f"{source}: checksum mismatch in {name} section (the file is corrupt)"
+            )
+        sections[name] = data
+        payload_end = max(payload_end, stop)
+    return Archive(header, sections, end, len(blob), version)
+
+
+def parse_header(head: bytes, file_size: int, source: str) -> tuple[dict, int, int]:
+    """The header of an archive whose first bytes are ``head`` (at least through the header
+    checksum, or the whole file if shorter): it, the offset where sections start, the version."""
+    if file_size == 0:
         raise BayesCompressError(f"{source}: file is empty, not a bayescompress archive")
-    if len(blob) < _PREAMBLE.size or not blob.startswith(MAGIC):
+    if len(head) < _PREAMBLE.size or not head.startswith(MAGIC):
         raise BayesCompressError(f"{source}: not a bayescompress archive (bad magic number)")
-    _, version, flags, length = _PREAMBLE.unpack_from(blob)
+    _, version, flags, length = _PREAMBLE.unpack_from(head)
     if version not in READABLE_VERSIONS:
         raise BayesCompressError(
             f"{source}: archive format version {version} is not supported "
@@ -95,12 +205,12 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
     if flags & ~FLAG_DEFLATED_HEADER:
         raise BayesCompressError(f"{source}: archive uses unknown flags {flags:#x}")
     end = header_size(length)
-    if length > MAX_HEADER_BYTES or end > len(blob):
+    if length > MAX_HEADER_BYTES or end > file_size or end > len(head):
         raise BayesCompressError(f"{source}: archive is truncated (header runs past the end)")
-    (stored_crc,) = _CRC.unpack_from(blob, end - _CRC.size)
-    if zlib.crc32(blob[: end - _CRC.size]) != stored_crc:
+    (stored_crc,) = _CRC.unpack_from(head, end - _CRC.size)
+    if zlib.crc32(head[: end - _CRC.size]) != stored_crc:
         raise BayesCompressError(f"{source}: checksum mismatch in header (the file is corrupt)")
-    text = blob[_PREAMBLE.size : end - _CRC.size]
+    text = head[_PREAMBLE.size : end - _CRC.size]
     if flags & FLAG_DEFLATED_HEADER:
         text = _inflate_header(text, source)
     try:
@@ -111,7 +221,12 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
         raise BayesCompressError(f"{source}: archive header has no section index")
     if len(header["sections"]) > MAX_SECTIONS:
         raise BayesCompressError(f"{source}: archive header lists more than {MAX_SECTIONS} sections")
-    sections, payload_end = {}, end
+    return header, end, version
+
+
+def section_spans(header: dict, end: int, file_size: int, source: str) -> dict[str, tuple[int, int, int]]:
+    """Each section's (start, stop, crc32) in the file, checked to lie inside it with nothing after."""
+    spans, payload_end = {}, end
     for name, entry in header["sections"].items():
         if not isinstance(entry, dict) or not all(
             isinstance(entry.get(key), int) and not isinstance(entry[key], bool) and entry[key] >= 0
@@ -120,19 +235,14 @@ def decode_archive(blob: bytes, source: str = "archive") -> Archive:
             raise BayesCompressError(f"{source}: section {name!r} has a malformed index entry")
         start = end + entry["offset"]
         stop = start + entry["length"]
-        if stop > len(blob):
+        if stop > file_size:
             raise BayesCompressError(f"{source}: archive is truncated ({name} section is cut off)")
-        data = blob[start:stop]
-        if zlib.crc32(data) != entry["crc32"]:
-            raise BayesCompressError(
-                f"{source}: checksum mismatch in {name} section (the file is corrupt)"
-            )
-        sections[name] = data
+        spans[name] = (start, stop, entry["crc32"])
         payload_end = max(payload_end, stop)
-    if payload_end != len(blob):
-        extra = len(blob) - payload_end
+    if payload_end != file_size:
+        extra = file_size - payload_end
         raise BayesCompressError(f"{source}: {extra} unexpected bytes after the last section")
-    return Archive(header, sections, end, len(blob), version)
+    return spans
 
 
 def _inflate_header(data: bytes, source: str) -> bytes:

@@ -422,3 +422,14 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
     def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
         means = np.asarray(means)
         return super().quantize(means, np.full(means.shape, self.std), progress)
+
+    def fit_params(self, mean_blocks, strided, size: int) -> dict:
+        def global_strided(step):
+            means, _ = strided(step)
+            return means, np.full(np.shape(means), self.std)
+
+        return super().fit_params(mean_blocks, global_strided, size)
+
+    def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
+        means = np.asarray(means)
+        return super().quantize_block(means, np.full(means.shape, self.std), params, progress)

@@ -48,6 +48,29 @@ def _declared_options() -> dict:
     return declared
 
 
+def _count(text: str) -> int:
+    """A whole number >= 1, with an optional K, M or G (powers of 2): 16M = 16 x 2^20."""
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower(), 1)
+    try:
+        value = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _add_streaming_options(parser) -> None:
+    from .streampack import CHUNK_LATENTS
+
+    parser.add_argument("--chunk", type=_count, default=CHUNK_LATENTS,
+                        help=f"latents held in memory at a time (default {CHUNK_LATENTS >> 20}M, about "
+                             "0.6 GB; peak memory follows it, not the model size)")
+    parser.add_argument("--workers", type=_count,
+                        help="threads that code segments (default: the cores available); the archive "
+                             "is the same for any number")
+
+
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -82,10 +105,12 @@ def cmd_import_npz(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from .packing import archive_info, pack
+    from .packing import StreamOptions, archive_info, pack
 
     options = {name: getattr(args, name) for name in _declared_options() if getattr(args, name) is not None}
-    common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force)
+    streaming = StreamOptions(chunk_latents=args.chunk, workers=args.workers, keep_values=False)
+    common = dict(method=args.method, coder=args.coder, tensors=args.tensors, overwrite=args.force,
+                  streaming=streaming)
     note = ""
     if args.bits_per_dim is not None or args.max_bytes is not None:
         from .ratecontrol import pack_to_target
@@ -105,25 +130,31 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from .export import format_for, write_unpacked, zero_word_vectors
+    from .export import format_for, write_streamed, write_unpacked
     from .files import check_output_path
-    from .packing import unpack
+    from .packing import open_unpacked, unpack
 
     check_output_path(args.output, overwrite=args.force, inputs=(args.archive,))
     fmt = format_for(args.output, args.format)
     if args.zero_rows is not None and fmt != "word2vec":
         raise BayesCompressError(f"--zero-rows applies to word2vec output, not {fmt}")
-    unpacked = unpack(args.archive)
     zero_rows = args.zero_rows or "drop"
-    write_unpacked(unpacked, args.output, fmt, tensor=args.tensor, zero_rows=zero_rows)
     note = ""
-    if fmt == "word2vec":
-        zeros, rows = zero_word_vectors(unpacked, args.tensor)
-        if zeros and zero_rows == "drop":
-            note = f"; left out {zeros} of {rows} words whose vector is all zero (--zero-rows keep: keep)"
-        elif zeros:
-            note = f"; kept {zeros} of {rows} all-zero vectors (gensim gives them NaN similarities)"
-    print(f"wrote {args.output} ({fmt}): {', '.join(unpacked.tensors)}{note}")
+    if fmt == "torch":  # torch.save takes the whole state dict at once
+        unpacked = unpack(args.archive, workers=args.workers, chunk_latents=args.chunk)
+        write_unpacked(unpacked, args.output, fmt, tensor=args.tensor)
+        names = list(unpacked.tensors)
+    else:
+        stream = open_unpacked(args.archive, workers=args.workers, chunk_latents=args.chunk)
+        zero_count = write_streamed(stream, args.output, fmt, tensor=args.tensor, zero_rows=zero_rows)
+        names = [entry["name"] for entry in stream.entries]
+        if zero_count is not None and zero_count[0]:
+            zeros, rows = zero_count
+            if zero_rows == "drop":
+                note = f"; left out {zeros} of {rows} words whose vector is all zero (--zero-rows keep: keep)"
+            else:
+                note = f"; kept {zeros} of {rows} all-zero vectors (gensim gives them NaN similarities)"
+    print(f"wrote {args.output} ({fmt}): {', '.join(names)}{note}")
     return 0
 
 
@@ -348,6 +379,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                       help="entropy coder (default range; the others are the paper's baselines)")
     pack.add_argument("--json", action="store_true", help="print the archive's info as JSON")
     pack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    _add_streaming_options(pack)
     pack.set_defaults(func=cmd_pack)
 
     unpack = commands.add_parser("unpack", help="decode an archive into a usable model file")
@@ -360,6 +392,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         help="word2vec: words whose vector is all zero (VBQ spent no bits on them) are "
                              "left out (drop, default: gensim cannot normalise a zero vector) or kept")
     unpack.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    _add_streaming_options(unpack)
     unpack.set_defaults(func=cmd_unpack)
 
     info = commands.add_parser("info", help="show an archive's tensors, sizes and rates")

@@ -179,7 +179,11 @@ class FrequencyTable:
     @classmethod
     def fit(cls, symbols: np.ndarray) -> FrequencyTable:
         """Choose the cheapest split into table symbols and escapes for these symbols."""
-        unique, counts = symbol_counts(symbols)
+        return cls.from_counts(*symbol_counts(symbols))
+
+    @classmethod
+    def from_counts(cls, unique: np.ndarray, counts: np.ndarray) -> FrequencyTable:
+        """``fit`` given the distinct symbols (sorted) and their counts."""
         signed = bool(unique.size and unique[0] < 0)
         escaped = _choose_escapes(unique, counts, signed)
         table = cls(unique[~escaped], counts[~escaped], signed)
@@ -271,17 +275,37 @@ class FrequencyTable:
 
 
 def symbol_counts(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct symbols (sorted) and how often each occurs; O(n) when the symbols are small."""
+    """Distinct symbols (sorted) and how often each occurs.
+
+    Symbols in a window around 0 of max(2^16, 4n) values are counted with one bincount; only
+    those outside it (rare for every quantizer here) are sorted.
+    """
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
     if symbols.size == 0:
         return symbols, np.zeros(0, dtype=np.int64)
-    low, high = int(symbols.min()), int(symbols.max())
-    if high - low < max(1 << 16, 4 * symbols.size):
-        counts = np.bincount(symbols - low, minlength=high - low + 1)
+    smallest, largest = int(symbols.min()), int(symbols.max())
+    width = max(1 << 16, 4 * symbols.size)
+    if largest - smallest < width:
+        counts = np.bincount(symbols - smallest, minlength=largest - smallest + 1)
         present = np.flatnonzero(counts)
-        return present.astype(np.int64) + low, counts[present].astype(np.int64)
-    unique, counts = np.unique(symbols, return_counts=True)
-    return unique, counts.astype(np.int64)
+        return present.astype(np.int64) + smallest, counts[present].astype(np.int64)
+    low = max(smallest, -(width // 2))
+    offsets = _window_offsets(symbols, low, width)
+    inside = offsets < width
+    counts = np.bincount(offsets[inside].astype(np.int64), minlength=width)
+    present = np.flatnonzero(counts)
+    outliers, outlier_counts = np.unique(symbols[~inside], return_counts=True)
+    below = outliers < low
+    unique = np.concatenate((outliers[below], present.astype(np.int64) + low, outliers[~below]))
+    tallies = np.concatenate((outlier_counts[below], counts[present], outlier_counts[~below]))
+    return unique, tallies.astype(np.int64)
+
+
+def _window_offsets(symbols: np.ndarray, low: int, width: int) -> np.ndarray:
+    """symbols - low as uint64, clipped to ``width`` (outside the window); wrapping is harmless
+    because a difference outside [0, width) never wraps into it."""
+    offsets = (symbols - np.int64(low)).view(np.uint64)
+    return np.minimum(offsets, np.uint64(width), out=offsets)
 
 
 def empirical_entropy_bits(symbols: np.ndarray) -> float:
@@ -357,20 +381,24 @@ def encode_stream(blocks: list[tuple[np.ndarray, FrequencyTable]]) -> bytes:
 
 
 def dense_indices(symbols: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
-    """Position of each symbol in the sorted ``alphabet``; ``alphabet.size`` (the escape) if absent."""
-    dense = np.full(symbols.size, alphabet.size, dtype=np.int32)
+    """Position of each symbol in the sorted ``alphabet``; ``alphabet.size`` (the escape) if absent.
+
+    One gather through a lookup table over the alphabet's range when that range is small (it
+    is for every table ``FrequencyTable.fit`` builds with escapes), else a binary search.
+    """
+    symbols = np.asarray(symbols, dtype=np.int64).ravel()
     if alphabet.size == 0 or symbols.size == 0:
-        return dense
+        return np.full(symbols.size, alphabet.size, dtype=np.int32)
     low, high = int(alphabet[0]), int(alphabet[-1])
-    inside = (symbols >= low) & (symbols <= high)
-    if high - low < max(1 << 16, 4 * symbols.size):  # a lookup table beats a binary search
-        lookup = np.full(high - low + 1, alphabet.size, dtype=np.int32)
+    width = high - low + 1
+    if width <= max(1 << 16, 4 * symbols.size):
+        lookup = np.full(width + 1, alphabet.size, dtype=np.int32)
         lookup[alphabet - low] = np.arange(alphabet.size, dtype=np.int32)
-        dense[inside] = lookup[symbols[inside] - low]
-        return dense
-    position = np.searchsorted(alphabet, symbols[inside])
-    found = alphabet[np.minimum(position, alphabet.size - 1)] == symbols[inside]
-    dense[np.flatnonzero(inside)[found]] = position[found]
+        return lookup[_window_offsets(symbols, low, width)]
+    dense = np.full(symbols.size, alphabet.size, dtype=np.int32)
+    position = np.minimum(np.searchsorted(alphabet, symbols), alphabet.size - 1)
+    found = alphabet[position] == symbols
+    dense[found] = position[found]
     return dense
 
 

@@ -5,16 +5,15 @@ Every writer goes through a temporary file and a rename, so a failed export leav
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from .errors import BayesCompressError
 from .files import atomic_output
+from .streamexport import write_hdf5_stream, write_npz_stream, write_word2vec_stream
 
 FORMATS = ("npz", "hdf5", "word2vec", "torch")
-VALUES_FORMAT = "bayescompress-values"
 _SUFFIXES = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".txt": "word2vec", ".bin": "word2vec",
              ".vec": "word2vec", ".w2v": "word2vec", ".pt": "torch", ".pth": "torch"}
 
@@ -31,43 +30,30 @@ def format_for(path: str | os.PathLike, requested: str | None) -> str:
     return _SUFFIXES[suffix]
 
 
+class WholeTensors:
+    """An in-memory Unpacked seen as a stream of pieces (each tensor one piece), so that one
+    writer per format serves both (streamexport)."""
+
+    def __init__(self, unpacked):
+        self.kind, self.vocab, self.metadata = unpacked.kind, unpacked.vocab, unpacked.metadata
+        self.model_spec, self.header, self.tensors = unpacked.model_spec, unpacked.header, unpacked.tensors
+        self.entries = [{"name": name, "shape": list(values.shape), "dtype": values.dtype.name}
+                        for name, values in unpacked.tensors.items()]
+
+    def pieces(self, names: set[str] | None = None):
+        for entry in self.entries:
+            if names is None or entry["name"] in names:
+                yield entry, 0, self.tensors[entry["name"]].reshape(-1)
+
+
 def write_npz(unpacked, path: str | os.PathLike) -> None:
     """One array per tensor under its name; ``vocab`` and ``counts`` beside them when present."""
-    arrays = dict(unpacked.tensors)
-    if unpacked.vocab is not None:
-        clash = {"vocab", "counts"} & set(arrays)
-        if clash:
-            raise BayesCompressError(f"tensor name {clash.pop()!r} clashes with the vocabulary key")
-        arrays["vocab"] = np.array(unpacked.vocab.words, dtype=str)
-        if unpacked.vocab.counts is not None:
-            arrays["counts"] = np.asarray(unpacked.vocab.counts, dtype=np.int64)
-    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+    write_npz_stream(WholeTensors(unpacked), path)
 
 
 def write_hdf5(unpacked, path: str | os.PathLike) -> None:
     """/tensors/NAME datasets of values, /vocab like the posterior file, JSON attributes."""
-    import h5py
-
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs["format"] = VALUES_FORMAT
-        h5.attrs["format_version"] = 1
-        h5.attrs["kind"] = unpacked.kind
-        h5.attrs["metadata"] = json.dumps(unpacked.metadata, sort_keys=True)
-        h5.attrs["archive_method"] = str(unpacked.header.get("method"))
-        h5.attrs["archive_config"] = json.dumps(unpacked.header.get("config"), sort_keys=True)
-        if unpacked.model_spec is not None:
-            h5.attrs["model_spec"] = json.dumps(unpacked.model_spec, sort_keys=True)
-        group = h5.create_group("tensors")
-        group.attrs["order"] = json.dumps(list(unpacked.tensors))
-        for name, values in unpacked.tensors.items():
-            group.create_dataset(name, data=values)
-        if unpacked.vocab is not None:
-            vocab = h5.create_group("vocab")
-            vocab.create_dataset("words", data=np.array(unpacked.vocab.words, dtype=object),
-                                 dtype=h5py.string_dtype("utf-8"))
-            if unpacked.vocab.counts is not None:
-                vocab.create_dataset("counts", data=np.asarray(unpacked.vocab.counts))
+    write_hdf5_stream(WholeTensors(unpacked), path)
 
 
 def embedding_matrix(unpacked, tensor: str | None = None) -> tuple[str, np.ndarray]:
@@ -137,10 +123,7 @@ def write_word2vec(unpacked, path: str | os.PathLike, tensor: str | None = None,
                    zero_rows: str = "drop") -> None:
     """word2vec format, binary when the name ends in .bin, that load_word2vec_format reads
     (``zero_rows`` as in ``to_keyed_vectors``)."""
-    vectors = to_keyed_vectors(unpacked, tensor, zero_rows)
-    binary = str(path).lower().endswith(".bin")
-    with atomic_output(path) as tmp:
-        vectors.save_word2vec_format(str(tmp), binary=binary)
+    write_word2vec_stream(WholeTensors(unpacked), path, tensor, zero_rows)
 
 
 def write_torch(unpacked, path: str | os.PathLike) -> None:
@@ -156,15 +139,26 @@ def write_torch(unpacked, path: str | os.PathLike) -> None:
         torch.save(state, tmp)
 
 
+def write_streamed(stream, path: str | os.PathLike, fmt: str, tensor: str | None = None,
+                   zero_rows: str = "drop") -> tuple[int, int] | None:
+    """Write an archive opened with packing.open_unpacked piece by piece; for word2vec, return how
+    many word vectors are all zero, and of how many (``zero_rows`` as in ``to_keyed_vectors``)."""
+    if fmt == "npz":
+        write_npz_stream(stream, path)
+    elif fmt == "hdf5":
+        write_hdf5_stream(stream, path)
+    elif fmt == "word2vec":
+        return write_word2vec_stream(stream, path, tensor, zero_rows)
+    else:
+        raise BayesCompressError(f"unknown format {fmt!r} for a streamed export")
+    return None
+
+
 def write_unpacked(unpacked, path: str | os.PathLike, fmt: str, tensor: str | None = None,
                    zero_rows: str = "drop") -> None:
     if fmt == "torch":
         write_torch(unpacked, path)
-    elif fmt == "npz":
-        write_npz(unpacked, path)
-    elif fmt == "hdf5":
-        write_hdf5(unpacked, path)
-    elif fmt == "word2vec":
-        write_word2vec(unpacked, path, tensor, zero_rows)
+    elif fmt in ("npz", "hdf5", "word2vec"):
+        write_streamed(WholeTensors(unpacked), path, fmt, tensor, zero_rows)
     else:
         raise BayesCompressError(f"unknown format {fmt!r}")

@@ -22,6 +22,7 @@ BUILTIN_FILTERS = (1, 2, 3, 4, 5, 6)  # deflate, shuffle, fletcher32, szip, nbit
 MAX_OBJECTS = 4 * MAX_TENSORS + 64  # links a posterior file may hold, all groups together
 MAX_FILTER_EXPANSION = 1100  # deflate's best ratio is about 1032:1
 _HEAP_MIN_BYTES = 4096  # libhdf5 never writes a smaller global heap collection
+_SCAN_BYTES = 1 << 26  # bytes of the file searched for heap signatures at a time
 _HEAP_HEADER = struct.Struct("<4sB3xQ")  # "GCOL", version 1, reserved, collection size
 _HEAP_OBJECT = struct.Struct("<HH4xQ")  # heap index, reference count, reserved, object size
 _LIBHDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError)
@@ -140,13 +141,18 @@ def check_global_heaps(path: str | os.PathLike, source: str) -> None:
     if size < _HEAP_MIN_BYTES:
         return
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start = data.find(b"GCOL")
-        while start >= 0:
-            if start + _HEAP_HEADER.size <= size:
-                _, version, length = _HEAP_HEADER.unpack_from(data, start)
-                if version == 1 and _HEAP_MIN_BYTES <= length <= size - start:
-                    _check_heap_objects(data, start, length, source)
-            start = data.find(b"GCOL", start + 1)
+        # scanned window by window, each window's pages unmapped after it (MADV_DONTNEED): the
+        # scan of a posterior of many GB would otherwise count the whole file in the process's RSS
+        for window in range(0, size, _SCAN_BYTES):
+            start = data.find(b"GCOL", window, min(size, window + _SCAN_BYTES + 3))
+            while start >= 0:
+                if start + _HEAP_HEADER.size <= size:
+                    _, version, length = _HEAP_HEADER.unpack_from(data, start)
+                    if version == 1 and _HEAP_MIN_BYTES <= length <= size - start:
+                        _check_heap_objects(data, start, length, source)
+                start = data.find(b"GCOL", start + 1, min(size, window + _SCAN_BYTES + 3))
+            if hasattr(mmap, "MADV_DONTNEED"):
+                data.madvise(mmap.MADV_DONTNEED, window, min(_SCAN_BYTES, size - window))
 
 
 def _check_heap_objects(data, start: int, length: int, source: str) -> None:

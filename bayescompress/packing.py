@@ -7,25 +7,36 @@ knows nothing of the others.  Sizes reported here are the real bytes of the arch
 from __future__ import annotations
 
 import os
-import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
-from .archive import FORMAT_VERSION, read_archive, write_archive
+from .archive import (
+    SEGMENTED_VERSION,
+    SINGLE_STREAM_VERSION,
+    open_archive,
+    read_archive,
+    values_crc_seed,
+    write_archive,
+)
 from .coders import SymbolCoder, coder_for, make_coder
-from .coding import empirical_entropy_bits
+from .coding import CODER_SPEC, RangeCoder, empirical_entropy_bits
 from .errors import BayesCompressError
 from .files import check_output_path
 from .limits import MAX_DIMS, MAX_LATENTS, MAX_TENSORS
 from .posterior import FLOAT_DTYPES, KINDS, Posterior, Vocabulary, validate_tensor_name
 from .quantizers import Quantizer, make_quantizer, quantizer_class
+from .segments import SEGMENT_LATENTS, Piece
 from .sidedata import decode_side_data, encode_side_data
+from .streampack import CHUNK_LATENTS, pack_stream
+from .streamunpack import decoded_pieces, dequantized, estimated_bits, segment_layout
+from .tensorsource import PosteriorSource, from_posterior, open_posterior_source
 
 ARCHIVE_FORMAT = "bayescompress-archive"
+KEEP_VALUES_LATENTS = 1 << 22
 
 
 @dataclass
@@ -81,12 +92,14 @@ def pack(
     tensors: list[str] | None = None,
     overwrite: bool = False,
     show_progress: bool | None = None,
+    streaming: StreamOptions | None = None,
     **options,
 ) -> PackResult:
     """Quantize the posterior's tensors with ``method``, code them with ``coder``, write one archive.
 
     ``method`` is a quantizer's name, with ``options`` for it (for VBQ: ``lam``, ``max_rate``,
-    ``prior``), or a quantizer object; ``coder`` is a coder's name or a coder object.
+    ``prior``), or a quantizer object; ``coder`` is a coder's name or a coder object.  With the
+    range coder a posterior file is read piece by piece (``streaming``: chunk, workers, segments).
     """
     if isinstance(method, str):
         quantizer = make_quantizer(method, **options)
@@ -96,8 +109,24 @@ def pack(
     else:
         quantizer = method
     symbol_coder = make_coder(coder)
+    if isinstance(symbol_coder, RangeCoder) and not isinstance(source, Posterior):
+        out = check_output_path(out, overwrite=overwrite, inputs=(source,))
+        with open_posterior_source(source, tensors) as posterior:
+            return _pack_segments(posterior, out, quantizer, streaming or StreamOptions(), show_progress)
     out, posterior = posterior_to_pack(source, out, tensors, overwrite)
-    return _pack_posterior(posterior, out, quantizer, symbol_coder, show_progress)
+    return _pack_posterior(posterior, out, quantizer, symbol_coder, show_progress, streaming)
+
+
+@dataclass
+class StreamOptions:
+    """How a range-coded archive is written: latents read at a time, worker threads, segment
+    size (the archive's bytes depend on it alone), and whether PackResult keeps the values
+    (None: for a posterior in memory, or a file of at most KEEP_VALUES_LATENTS latents)."""
+
+    chunk_latents: int = CHUNK_LATENTS
+    workers: int | None = None
+    segment_latents: int = SEGMENT_LATENTS
+    keep_values: bool | None = None
 
 
 def posterior_to_pack(
@@ -113,8 +142,15 @@ def posterior_to_pack(
 
 
 def _pack_posterior(
-    posterior: Posterior, out, quantizer: Quantizer, coder: SymbolCoder, show_progress: bool | None
+    posterior: Posterior, out, quantizer: Quantizer, coder: SymbolCoder, show_progress: bool | None,
+    streaming: StreamOptions | None = None,
 ) -> PackResult:
+    """Pack a posterior held in memory (already checked by ``posterior_to_pack``)."""
+    if isinstance(coder, RangeCoder):
+        options = streaming or StreamOptions()
+        if options.keep_values is None:  # the values cost no more than the posterior already held
+            options = replace(options, keep_values=True)
+        return _pack_segments(from_posterior(posterior), out, quantizer, options, show_progress)
     entries, values, symbols = [], {}, {}
     with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
         for name, tensor in posterior.tensors.items():
@@ -128,22 +164,14 @@ def _pack_posterior(
                 "shape": list(tensor.shape),
                 "dtype": tensor.mean.dtype.name,
                 "params": quantized.params,
-                "values_crc32": _values_crc32(chosen, FORMAT_VERSION),
+                "values_crc32": _values_crc32(chosen, SINGLE_STREAM_VERSION),
             })
     side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata)
     tables, stream, coder_spec = coder.encode(list(symbols.values()))
-    header = {
-        "format": ARCHIVE_FORMAT,
-        "writer": f"bayescompress {__version__}",
-        "kind": posterior.kind,
-        "method": quantizer.name,
-        "config": quantizer.config(),
-        "coder": coder_spec,
-        "tensors": entries,
-        "side": side_descriptor,
-    }
+    header = {**archive_header(posterior.kind, quantizer, coder_spec), "tensors": entries,
+              "side": side_descriptor}
     sections = {"tables": tables, "side": side, "stream": stream}
-    total = write_archive(out, header, sections)
+    total = write_archive(out, header, sections, version=SINGLE_STREAM_VERSION)
     return PackResult(
         path=Path(out),
         total_bytes=total,
@@ -158,14 +186,47 @@ def _pack_posterior(
     )
 
 
+def archive_header(kind: str, quantizer, coder_spec: dict) -> dict:
+    """The header fields every archive starts with; the writer adds tensors, side data, sections."""
+    return {
+        "format": ARCHIVE_FORMAT,
+        "writer": f"bayescompress {__version__}",
+        "kind": kind,
+        "method": quantizer.name,
+        "config": quantizer.config(),
+        "coder": coder_spec,
+    }
+
+
+def _pack_segments(posterior: PosteriorSource, out, quantizer, options: StreamOptions,
+                   show_progress: bool | None) -> PackResult:
+    """A segmented archive: segments coded in parallel from a source read piece by piece."""
+    keep = options.keep_values
+    if keep is None:
+        keep = posterior.n_latents <= KEEP_VALUES_LATENTS
+    header = archive_header(posterior.kind, quantizer, dict(CODER_SPEC))
+    with _progress(posterior.n_latents, quantizer.name, show_progress) as bar:
+        packed = pack_stream(posterior, out, quantizer, header, workers=options.workers,
+                             chunk_latents=options.chunk_latents, segment_latents=options.segment_latents,
+                             keep_values=keep, progress=bar)
+    return PackResult(
+        path=Path(out),
+        total_bytes=packed.total_bytes,
+        header_bytes=packed.total_bytes - packed.side_bytes - packed.stream_bytes,
+        table_bytes=packed.table_bytes,
+        side_bytes=packed.side_bytes,
+        stream_bytes=packed.stream_bytes,
+        n_latents=posterior.n_latents,
+        entropy_bits=packed.entropy_bits,
+        values=packed.values,
+    )
+
+
 def _values_crc32(values: np.ndarray, version: int) -> int:
     """CRC-32 of the values as little-endian bytes; from version 2 on, of the shape before them
-    (u8 number of dimensions, then each as u64), so a permuted shape is caught too."""
+    (archive.values_crc_seed), so a permuted shape is caught too."""
     data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
-    if version < 2:
-        return zlib.crc32(data)
-    shape = struct.pack(f"<B{values.ndim}Q", values.ndim, *values.shape)
-    return zlib.crc32(data, zlib.crc32(shape))
+    return zlib.crc32(data, values_crc_seed(values.shape, version))
 
 
 def _tensor_entries(header: dict, source: str) -> list[dict]:
@@ -216,10 +277,33 @@ def _sections(archive, source: str) -> tuple[bytes, bytes]:
     return archive.sections["tables"], archive.sections["stream"]
 
 
-def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpacked:
-    """Decode an archive into exactly the values pack chose, plus its side data."""
+@dataclass
+class UnpackedStream:
+    """An archive opened for decoding piece by piece: its side data now, its values on demand.
+
+    ``pieces()`` yields (tensor entry, flat start, values) in tensor order; version-1 archives
+    (one stream) hand out each tensor whole.
+    """
+
+    kind: str
+    vocab: Vocabulary | None
+    model_spec: dict | None
+    metadata: dict
+    header: dict
+    entries: list[dict]
+    _pieces: object = field(repr=False)
+
+    def pieces(self, names: set[str] | None = None):
+        wanted = None if names is None else {i for i, e in enumerate(self.entries) if e["name"] in names}
+        for piece, values in self._pieces(wanted):
+            yield self.entries[piece.tensor], piece.start, values
+
+
+def open_unpacked(path: str | os.PathLike, *, workers: int | None = None,
+                  chunk_latents: int = CHUNK_LATENTS) -> UnpackedStream:
+    """Check an archive (every checksum) and get ready to decode it in bounded memory."""
     source = str(path)
-    archive = read_archive(path)
+    archive = open_archive(path)
     header = archive.header
     entries = _tensor_entries(header, source)
     method = header.get("method")
@@ -231,50 +315,90 @@ def unpack(path: str | os.PathLike, show_progress: bool | None = None) -> Unpack
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: archive uses a method this version cannot read ({exc})") from exc
     coder = coder_for(header.get("coder"), source)
-    tables, stream = _sections(archive, source)
+    sizes = _symbol_counts(entries)
+    if archive.version < SEGMENTED_VERSION:
+        whole = read_archive(path)
+        tables, stream = _sections(whole, source)
+        side = whole.sections.get("side", b"")
+
+        def pieces(wanted):
+            decoded = _decode_whole(coder, header, tables, stream, sizes, source)
+            for number, (entry, symbols) in enumerate(zip(entries, decoded, strict=True)):
+                if wanted is None or number in wanted:
+                    values = _checked_values(quantizer, symbols, entry, config, source, archive.version)
+                    yield Piece(number, 0, sizes[number]), values
+    else:
+        if not isinstance(coder, RangeCoder):
+            raise BayesCompressError(f"{source}: segmented archives are range coded; this one is not")
+        side = archive.read_section("side") if "side" in archive.spans else b""
+        segment_layout(archive, sizes)  # checks the index before anything is decoded
+
+        def pieces(wanted):
+            return decoded_pieces(archive, entries, sizes, quantizer, config, wanted=wanted,
+                                  workers=workers, chunk_latents=chunk_latents)
+    vocab, model_spec, metadata = decode_side_data(side, header.get("side", {"parts": []}), source)
+    kind = header.get("kind") if header.get("kind") in KINDS else "generic"
+    return UnpackedStream(kind, vocab, model_spec, metadata, header, entries, pieces)
+
+
+def _decode_whole(coder, header: dict, tables: bytes, stream: bytes, sizes: list[int], source: str):
     try:
-        decoded = coder.decode(header["coder"], tables, stream, _symbol_counts(entries))
+        return coder.decode(header["coder"], tables, stream, sizes)
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from exc
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports a bad stream so
         raise BayesCompressError(f"{source}: stream does not decode ({type(exc).__name__})") from exc
-    tensors = {}
-    for entry, symbols in zip(entries, decoded, strict=True):
-        try:
-            values = quantizer.dequantize(symbols, entry["params"], config)
-        except BayesCompressError as exc:
-            raise BayesCompressError(f"{source}: tensor {entry['name']!r}: {exc}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BayesCompressError(f"{source}: tensor {entry['name']!r} has malformed parameters") from exc
-        with np.errstate(over="ignore"):  # a float64 value beyond float16/32 becomes inf; the CRC decides
-            values = values.astype(entry["dtype"]).reshape(entry["shape"])
-        if _values_crc32(values, archive.version) != entry["values_crc32"]:
-            raise BayesCompressError(
-                f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
-                "chose (different quantile function on this platform?)"
-            )
-        tensors[entry["name"]] = values
-    vocab, model_spec, metadata = decode_side_data(
-        archive.sections.get("side", b""), header.get("side", {"parts": []}), source
-    )
-    kind = header.get("kind") if header.get("kind") in KINDS else "generic"
-    return Unpacked(tensors, kind, vocab, model_spec, metadata, header)
+
+
+def _checked_values(quantizer, symbols: np.ndarray, entry: dict, config: dict, source: str,
+                    version: int) -> np.ndarray:
+    values = dequantized(quantizer, symbols, entry, config, source).reshape(entry["shape"])
+    if _values_crc32(values, version) != entry["values_crc32"]:
+        raise BayesCompressError(
+            f"{source}: tensor {entry['name']!r} decodes to values that differ from what pack "
+            "chose (different quantile function on this platform?)"
+        )
+    return values.reshape(-1)
+
+
+def unpack(path: str | os.PathLike, show_progress: bool | None = None, *, workers: int | None = None,
+           chunk_latents: int = CHUNK_LATENTS) -> Unpacked:
+    """Decode an archive into exactly the values pack chose, plus its side data."""
+    stream = open_unpacked(path, workers=workers, chunk_latents=chunk_latents)
+    flat = {e["name"]: np.empty(size, dtype=e["dtype"])
+            for e, size in zip(stream.entries, _symbol_counts(stream.entries), strict=True)}
+    for entry, start, values in stream.pieces():
+        flat[entry["name"]][start:start + values.size] = values
+    tensors = {e["name"]: flat[e["name"]].reshape(e["shape"]) for e in stream.entries}
+    return Unpacked(tensors, stream.kind, stream.vocab, stream.model_spec, stream.metadata, stream.header)
 
 
 def archive_info(path: str | os.PathLike) -> dict:
     """Sizes, rates and tensors of an archive, JSON-ready; checksums are verified on the way."""
     source = str(path)
-    archive = read_archive(path)
-    header = archive.header
+    opened = open_archive(path)
+    header = opened.header
     entries = _tensor_entries(header, source)
     coder = coder_for(header.get("coder"), source)
-    tables, stream = _sections(archive, source)
     counts = _symbol_counts(entries)
-    try:
-        estimates = coder.estimated_bits(tables, counts)
-    except BayesCompressError as exc:
-        raise BayesCompressError(f"{source}: {exc}") from exc
-    side = len(archive.sections.get("side", b""))
+    if opened.version < SEGMENTED_VERSION:
+        archive = read_archive(path)
+        tables, stream = _sections(archive, source)
+        table_bytes, stream_bytes, side = len(tables), len(stream), len(archive.sections.get("side", b""))
+        try:
+            estimates = coder.estimated_bits(tables, counts)
+        except BayesCompressError as exc:
+            raise BayesCompressError(f"{source}: {exc}") from exc
+    else:
+        for name in opened.spans:
+            opened.verify_section(name)
+        estimates, table_bytes = estimated_bits(opened, counts)
+        start, stop, _ = opened.spans["stream"]
+        stream_bytes = stop - start - table_bytes
+        index_start, index_stop, _ = opened.spans["index"]
+        table_bytes += index_stop - index_start
+        side_span = opened.spans.get("side", (0, 0, 0))
+        side = side_span[1] - side_span[0]
     n_latents = sum(counts)
     tensors = []
     for entry, count, bits in zip(entries, counts, estimates, strict=True):
@@ -286,7 +410,7 @@ def archive_info(path: str | os.PathLike) -> dict:
             "estimated_bits_per_dim": bits / count if count else 0.0,
             "params": entry["params"],
         })
-    total = archive.total_bytes
+    total = opened.total_bytes
     return {
         "path": source,
         "writer": header.get("writer"),
@@ -295,10 +419,10 @@ def archive_info(path: str | os.PathLike) -> dict:
         "config": header.get("config"),
         "coder": header.get("coder"),
         "total_bytes": total,
-        "header_bytes": total - side - len(stream),
-        "table_bytes": len(tables),
+        "header_bytes": total - side - stream_bytes,
+        "table_bytes": table_bytes,
         "side_bytes": side,
-        "stream_bytes": len(stream),
+        "stream_bytes": stream_bytes,
         "n_latents": n_latents,
         "bits_per_dim": 8.0 * total / n_latents if n_latents else 0.0,
         "bits_per_dim_without_side": 8.0 * (total - side) / n_latents if n_latents else 0.0,

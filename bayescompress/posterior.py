@@ -6,6 +6,7 @@ vocabulary and networks their model spec beside them. Layout: docs/posterior-for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -312,6 +313,21 @@ def _tensor_order(group, source: str) -> list[str]:
 
 
 def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None) -> Posterior:
+    source = str(path)
+    with open_tensor_datasets(path, tensors) as (h5, datasets):
+        loaded = {
+            name: TensorPosterior(np.asarray(mean[()]), np.asarray(std[()]))
+            for name, (mean, std) in datasets.items()
+        }
+        kind, vocab, model_spec, metadata = load_side_data(h5, source)
+    post = Posterior(loaded, kind=kind, vocab=vocab, model_spec=model_spec, metadata=metadata)
+    validate_posterior(post, source)
+    return post
+
+
+@contextlib.contextmanager
+def open_tensor_datasets(path: str | os.PathLike, tensors: Iterable[str] | None = None):
+    """The open file and, per wanted tensor in order, its (mean, std) HDF5 datasets, unread."""
     import h5py
 
     source = str(path)
@@ -320,7 +336,7 @@ def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None
         group = h5["tensors"]
         names = _tensor_order(group, source)
         wanted = list(tensors) if tensors is not None else names
-        loaded: dict[str, TensorPosterior] = {}
+        datasets = {}
         for name in wanted:
             if name not in names:
                 raise BayesCompressError(
@@ -329,27 +345,27 @@ def load_posterior(path: str | os.PathLike, tensors: Iterable[str] | None = None
             sub = group[name]
             if not isinstance(sub, h5py.Group) or "mean" not in sub or "std" not in sub:
                 raise BayesCompressError(f"{source}: tensor {name!r} needs 'mean' and 'std' datasets")
-            arrays = []
+            pair = []
             for label in ("mean", "std"):
                 dataset = sub[label]
                 if not isinstance(dataset, h5py.Dataset) or dataset.dtype.name not in FLOAT_DTYPES:
                     raise BayesCompressError(
                         f"{source}: tensor {name!r}: {label} must be a float dataset"
                     )
-                arrays.append(dataset[()])
-            loaded[name] = TensorPosterior(np.asarray(arrays[0]), np.asarray(arrays[1]))
-        vocab = None
-        if "vocab" in h5:
-            vocab = _read_vocabulary(h5["vocab"], source)
-        post = Posterior(
-            loaded,
-            kind=_attribute_text(h5, "kind", source) or "generic",
-            vocab=vocab,
-            model_spec=_read_json_attr(h5, "model_spec", source),
-            metadata=_read_json_attr(h5, "metadata", source) or {},
-        )
-    validate_posterior(post, source)
-    return post
+                pair.append(dataset)
+            datasets[name] = tuple(pair)
+        yield h5, datasets
+
+
+def load_side_data(h5, source: str) -> tuple[str, Vocabulary | None, dict | None, dict]:
+    """Kind, vocabulary, model spec and metadata of an open posterior file."""
+    vocab = _read_vocabulary(h5["vocab"], source) if "vocab" in h5 else None
+    return (
+        _attribute_text(h5, "kind", source) or "generic",
+        vocab,
+        _read_json_attr(h5, "model_spec", source),
+        _read_json_attr(h5, "metadata", source) or {},
+    )
 
 
 def _read_vocabulary(group, source: str) -> Vocabulary:

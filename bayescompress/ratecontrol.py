@@ -16,8 +16,8 @@ from pathlib import Path
 from .coders import make_coder
 from .errors import BayesCompressError
 from .methods import knob_for
-from .packing import PackResult, pack, posterior_to_pack
-from .posterior import Posterior
+from .packing import PackResult, StreamOptions, pack, posterior_to_pack
+from .posterior import Posterior, read_posterior_header
 from .quantizers import Knob, make_quantizer
 
 TOLERANCE = 0.01
@@ -155,6 +155,7 @@ def pack_to_target(
     tolerance: float = TOLERANCE,
     overwrite: bool = False,
     show_progress: bool | None = False,
+    streaming: StreamOptions | None = None,
     **options,
 ) -> RateControlResult:
     """Pack with the knob value that brings the real file size to the target.
@@ -164,8 +165,18 @@ def pack_to_target(
     method can reach raise BayesCompressError naming the reachable size (a maximum size above
     the largest archive writes that archive and says so).  Where the size jumps over the range
     between two neighbouring knob values, the nearest archive is written (for ``max_bytes`` the
-    largest one under it) and ``met`` is False.
+    largest one under it) and ``met`` is False.  A posterior file of more than SAMPLE_LATENTS
+    latents is never loaded whole: the knob is searched on a sample (samplerate).
     """
+    if not isinstance(source, Posterior) and coder == "range":
+        from .samplerate import SAMPLE_LATENTS, pack_large_to_target
+
+        shapes = read_posterior_header(source)["tensors"] if Path(source).is_file() else {}
+        wanted = tensors if tensors is not None else list(shapes)
+        if sum(math.prod(shapes.get(name, ())) for name in wanted) > SAMPLE_LATENTS:
+            return pack_large_to_target(source, out, method=method, coder=coder, tensors=tensors,
+                                        bits_per_dim=bits_per_dim, max_bytes=max_bytes, tolerance=tolerance,
+                                        overwrite=overwrite, streaming=streaming, **options)
     out, posterior = posterior_to_pack(source, out, tensors, overwrite)
     knob = knob_for(method, posterior, options)
     if knob.option in options:
@@ -180,7 +191,8 @@ def pack_to_target(
         def measure(value):
             path = Path(work) / f"trial-{len(results)}.bcz"
             quantizer = make_quantizer(method, **{knob.option: value}, **options)
-            result = pack(posterior, path, method=quantizer, coder=symbol_coder, show_progress=show_progress)
+            result = pack(posterior, path, method=quantizer, coder=symbol_coder, show_progress=show_progress,
+                          streaming=streaming)
             results[value] = replace(result, values={}, symbols={})
             return path.stat().st_size
 

@@ -178,6 +178,7 @@ class RefinedVBQQuantizer(VBQQuantizer):
     """
 
     name = "vbq-refined"
+    blockwise = False  # the code lengths come from the whole tensor's symbols
     about = "VBQ re-run with the real code lengths of the pass before"
     options = (Option("passes", 2, "refinement passes (0..20)", whole_number),) + VBQQuantizer.options
     in_sweep = False

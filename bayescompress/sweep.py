@@ -27,6 +27,8 @@ from .quality import posterior_distortion, quality_for
 from .quantizers import make_quantizer
 from .ratecontrol import solve_knob
 from .rdcurves import LEVELS, format_ratio_table, ratio_rows
+from .samplerate import SAMPLE_LATENTS, sample_posterior
+from .tensorsource import from_posterior
 from .waterfilling import posterior_sources
 
 UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves keep the better
@@ -57,7 +59,12 @@ def estimated_bits_per_dim(method: Method, posterior: Posterior, value) -> float
 
 
 def knob_values(method: Method, posterior: Posterior, points: int, min_bits: float, max_bits: float) -> list:
-    """``points`` knob values, log-spaced between those giving about ``min_bits`` and ``max_bits``."""
+    """``points`` knob values, log-spaced between those giving about ``min_bits`` and ``max_bits``.
+
+    Rates are estimated on a sample of SAMPLE_LATENTS latents when the posterior is larger.
+    """
+    if posterior.n_latents > SAMPLE_LATENTS:
+        posterior = sample_posterior(from_posterior(posterior))
     knob = method.knob(posterior)
     ends = []
     for target in (min_bits, max_bits):

@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from . import quantile as basic_quantile
 from .errors import BayesCompressError
+from .priors import _FIT_SAMPLE as T2_FIT_SAMPLE
 from .priors import T2_QUANTILE, StudentT2Prior, lower_t2_quantile
 from .quantizers import (
     Option,
@@ -34,6 +34,7 @@ from .quantizers import (
 MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
+PRIOR_BLOCK = 1 << 16  # latents per partial sum of the empirical prior (see from_blocks)
 _CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
 QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
 LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
@@ -60,38 +61,69 @@ class GaussianPrior:
         >>> GaussianPrior.empirical(np.array([3.0, -4.0]))
         GaussianPrior(loc=0.0, scale=3.5355339059327378)
         """
-        values = np.asarray(means, dtype=np.float64).ravel()
-        loc = _mean_without_overflow(values) if fit_loc else 0.0
-        centred = values - loc if fit_loc else values
-        peak = max(abs(float(centred.min())), abs(float(centred.max()))) if centred.size else 0.0
-        if peak == 0.0 or not math.isfinite(peak):
+        return cls.from_blocks(lambda: iter((means,)), fit_loc)
+
+    @classmethod
+    def from_blocks(cls, blocks, fit_loc: bool = False) -> GaussianPrior:
+        """``empirical`` of a tensor read piece by piece: ``blocks()`` yields its means in order.
+
+        Sums are taken per PRIOR_BLOCK latents and added exactly (math.fsum), so the prior is the
+        same however the tensor is cut, as long as every piece but the last is a whole number of
+        PRIOR_BLOCKs.  ``blocks`` is called once more per pass (two when fitting the loc).
+        """
+        loc = _mean_of_blocks(blocks) if fit_loc else 0.0
+        squares, peak, n = [], 0.0, 0
+        for part in _prior_blocks(blocks):
+            centred = part - loc if fit_loc else part
+            peak = max(peak, float(np.max(np.abs(centred))))
+            squares.append(float(np.einsum("i,i->", centred, centred)))  # not BLAS: no thread pool
+            n += part.size
+        if peak == 0.0 or not math.isfinite(peak) or not math.isfinite(loc):
             return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0)
-        if 1e-150 < peak < 1e150:  # the sum of squares can neither overflow nor underflow
-            scale = math.sqrt(float(np.dot(centred, centred)) / centred.size)
-        else:
-            rescaled = centred / peak
-            scale = peak * math.sqrt(float(np.dot(rescaled, rescaled)) / centred.size)
-        return cls(loc + 0.0, scale)
+        if 1e-150 < peak < 1e150:  # the sums of squares can neither overflow nor underflow
+            return cls(loc + 0.0, math.sqrt(math.fsum(squares) / n))
+        rescaled = []
+        for part in _prior_blocks(blocks):
+            centred = ((part - loc) if fit_loc else part) / peak
+            rescaled.append(float(np.einsum("i,i->", centred, centred)))
+        return cls(loc + 0.0, peak * math.sqrt(math.fsum(rescaled) / n))
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
+        from scipy.special import ndtr
+
         return ndtr((np.asarray(values, dtype=np.float64) - self.loc) / self.scale)
 
     def near_mass(self, distance: np.ndarray) -> np.ndarray:
         """Prior mass beyond ``distance`` standardized units on one side, exact in the tails."""
+        from scipy.special import ndtr  # here, not at the top: unpack never needs scipy (0.2 s to import)
+
         return ndtr(-distance)
 
 
 Prior = GaussianPrior | StudentT2Prior
 
 
-def _mean_without_overflow(values: np.ndarray) -> float:
-    """The mean; values near the float64 limit are scaled down first so that the sum cannot overflow."""
-    if values.size == 0:
+def _prior_blocks(blocks):
+    """The pieces ``blocks()`` yields, as float64, cut into PRIOR_BLOCK-latent parts."""
+    for block in blocks():
+        block = np.asarray(block, dtype=np.float64).ravel()
+        for start in range(0, block.size, PRIOR_BLOCK):
+            yield block[start:start + PRIOR_BLOCK]
+
+
+def _mean_of_blocks(blocks) -> float:
+    """The mean, as exact partial sums; values near the float64 limit are scaled down first so
+    that no sum overflows."""
+    sums, peak, n = [], 0.0, 0
+    for part in _prior_blocks(blocks):
+        sums.append(float(np.sum(part)))
+        peak = max(peak, float(np.max(np.abs(part))))
+        n += part.size
+    if n == 0:
         return 0.0
-    peak = float(np.max(np.abs(values)))
     if peak < 1e300:
-        return float(values.mean())
-    return peak * float((values / peak).mean())
+        return math.fsum(sums) / n
+    return peak * math.fsum(float(np.sum(part / peak)) for part in _prior_blocks(blocks)) / n
 
 
 def symbol_rates(symbols: np.ndarray) -> np.ndarray:
@@ -310,36 +342,45 @@ def empirical_prior(means: np.ndarray, kind: str) -> Prior:
 def prior_and_symbols(
     means: np.ndarray, stds: np.ndarray, lam: float, kind: str, max_rate: int = MAX_RATE
 ) -> tuple[Prior, np.ndarray]:
-    """The prior (of family ``kind``, or for ``auto`` the cheaper of t2 and rms) and Algorithm 1's symbols.
+    """The prior of family ``kind`` (``choose_prior``) and Algorithm 1's symbols under it."""
+    means = np.asarray(means, dtype=np.float64).ravel()
+    stds = np.asarray(stds, dtype=np.float64).ravel()
+    prior = choose_prior(kind, lambda: iter((means,)), lambda step: (means[::step], stds[::step]),
+                         means.size, lam, max_rate)
+    return prior, choose_code_points(means, stds, lam, prior, max_rate)
+
+
+def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
+    """The prior of family ``kind``, or for ``auto`` the cheaper of t2 and rms, from the tensor's
+    means read in blocks (``mean_blocks()``) and evenly strided samples (``strided(step)`` ->
+    means[::step], stds[::step]), so that a tensor read piece by piece gets the same prior.
 
     ``auto`` compares eq. 9 summed over the tensor, each latent's term divided by 2 lambda
     sigma^2, with the symbols' empirical code lengths in place of the rates: the bits the file
     will spend plus the distortion priced at lambda's exchange rate.  At lambda 0 the smaller
     distortion wins.  A tensor with a mean beyond the Gaussian's outermost code point gets t2
     (the Gaussian would clip it); above _CHOICE_SAMPLE latents the costs are compared on an
-    evenly strided sample, and Algorithm 1 then runs once, with the winner.
+    evenly strided sample.
     """
-    if kind != "auto":
-        prior = empirical_prior(means, kind)
-        return prior, choose_code_points(means, stds, lam, prior, max_rate)
-    means = np.asarray(means, dtype=np.float64).ravel()
-    stds = np.asarray(stds, dtype=np.float64).ravel()
-    candidates = (empirical_prior(means, "t2"), empirical_prior(means, "rms"))
-    gaussian = candidates[1]
+    if kind in ("rms", "fit"):
+        return GaussianPrior.from_blocks(mean_blocks, fit_loc=kind == "fit")
+    t2 = StudentT2Prior.empirical(strided(size // T2_FIT_SAMPLE if size > T2_FIT_SAMPLE else 1)[0])
+    if kind == "t2":
+        return t2
+    gaussian = GaussianPrior.from_blocks(mean_blocks)
     reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
-    if means.size and float(np.max(np.abs(means - gaussian.loc))) > reach - gaussian.loc:
-        return candidates[0], choose_code_points(means, stds, lam, candidates[0], max_rate)
-    step = max(1, means.size // _CHOICE_SAMPLE)
-    sample_means, sample_stds = means[::step], stds[::step]
+    farthest = max((float(np.max(np.abs(np.asarray(block, dtype=np.float64) - gaussian.loc)))
+                    for block in mean_blocks() if np.size(block)), default=0.0)
+    if farthest > reach - gaussian.loc:
+        return t2
+    sample_means, sample_stds = strided(max(1, size // _CHOICE_SAMPLE))
+    sample_means = np.asarray(sample_means, dtype=np.float64)
+    sample_stds = np.asarray(sample_stds, dtype=np.float64)
     costs = []
-    for prior in candidates:
+    for prior in (t2, gaussian):
         symbols = choose_code_points(sample_means, sample_stds, lam, prior, max_rate)
-        values = code_point_values(symbols, prior)
-        costs.append((_tensor_cost(symbols, values, sample_means, sample_stds, lam), symbols))
-    winner = 0 if costs[0][0] <= costs[1][0] else 1
-    if step == 1:
-        return candidates[winner], costs[winner][1]
-    return candidates[winner], choose_code_points(means, stds, lam, candidates[winner], max_rate)
+        costs.append(_tensor_cost(symbols, code_point_values(symbols, prior), sample_means, sample_stds, lam))
+    return t2 if costs[0] <= costs[1] else gaussian
 
 
 def _tensor_cost(symbols, values, means, stds, lam: float) -> tuple[float, float]:
@@ -409,11 +450,22 @@ class VBQQuantizer(Quantizer):
         return {"lambda": exact_float(self.lam), "max_rate": self.max_rate, "prior": self.prior,
                 "quantile": QUANTILE}
 
+    blockwise = True  # quantize_block needs only fit_params' result, not the whole tensor
+
     def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
         prior, symbols = prior_and_symbols(means, stds, self.lam, self.prior, self.max_rate)
         if progress is not None:
             progress.update(symbols.size)
         return QuantizedTensor(symbols, prior_params(prior))
+
+    def fit_params(self, mean_blocks, strided, size: int) -> dict:
+        """The tensor's prior (as ``quantize`` chooses it) from its means read block by block
+        (``mean_blocks()``) and evenly strided samples (``strided(step)`` -> means, stds)."""
+        return prior_params(choose_prior(self.prior, mean_blocks, strided, size, self.lam, self.max_rate))
+
+    def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
+        """Symbols for a piece of the tensor, given the whole tensor's ``fit_params``."""
+        return choose_code_points(means, stds, self.lam, prior_from_params(params), self.max_rate, progress)
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:

@@ -1,19 +1,25 @@
-"""Speed and coding overhead of pack / unpack on a 10^7-latent posterior (not run by CI).
+"""Whole-process speed and memory of pack and unpack from 10^7 to 10^9 latents (not run by CI).
 
-Measures, in one run: pack and unpack wall time (file to file), latents per second, archive and
-stream bits over the empirical entropy of the symbols, and the speed-up of Algorithm 1 over the
-brute-force search of the paper's reference code (mandt-lab/vbq, notebook
-compress-trained-word-embeddings.ipynb: every code point up to 10 bits beyond the leading one,
-i.e. rate 11 here, scored for chunks of 10^5 latents and argmin'd).
+For each size, in one run: a generated posterior (rows x 100, float32, written chunk by chunk so
+that its size never has to fit in memory, kept in --data-dir for the next run), then as separate
+processes: the I/O floor (read the posterior, write its means as raw float32), ``bayescompress
+pack --lambda L``, ``bayescompress unpack`` to .npz.  Each prints wall seconds, latents per second,
+peak RSS (os.wait4 of that process); the archive's bits per latent and its stream's bits over the
+symbols' empirical entropy (symbols decoded again afterwards, not timed); throughput relative to
+the smallest size.  Then Algorithm 1 against the paper's brute-force search (identical choices).
 
-    python benchmarks/bench_pack.py [--rows 100000] [--dim 100] [--repeats 3] [--json out.json]
+    python benchmarks/bench_pack.py [--latents 1e7,1e8,1e9] [--data-dir DIR] [--json F] [--csv F]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,16 +27,101 @@ from pathlib import Path
 import numpy as np
 from machine import describe_machine  # benchmarks/machine.py, beside this script
 
-from bayescompress.packing import pack, unpack
-from bayescompress.synthetic import generated_posterior
+from bayescompress.posterior import FORMAT_NAME, FORMAT_VERSION
 from bayescompress.vbq import GaussianPrior, choose_code_points, code_point_values, symbol_rates
 
+DIM = 100
+ROWS_PER_BLOCK = 1 << 17  # generated and written at a time: 13 M latents, 100 MB
 REFERENCE_MAX_RATE = 11  # the reference code's max_codepoint_length = 10, plus the final 1 bit
 REFERENCE_CHUNK = 100_000
+BIN = Path(sys.executable).parent
+
+IO_FLOOR = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as h5, open(sys.argv[2], "wb") as out:
+    mean, std = h5["tensors/W/mean"], h5["tensors/W/std"]
+    for start in range(0, mean.shape[0], int(sys.argv[3])):
+        stop = start + int(sys.argv[3])
+        block, _ = mean[start:stop], std[start:stop]
+        out.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+"""
+
+
+def generate_posterior(path: Path, rows: int, seed: int = 0) -> None:
+    """Means N(0, 0.3^2), stds log-uniform over [0.003, 0.3], as synthetic.generated_posterior, but
+    written ROWS_PER_BLOCK rows at a time."""
+    import h5py
+
+    tmp = path.with_suffix(".partial")
+    chunk_rows = max(1, (1 << 18) // DIM)
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = FORMAT_NAME
+        h5.attrs["format_version"] = FORMAT_VERSION
+        h5.attrs["kind"] = "generic"
+        h5.attrs["metadata"] = json.dumps({"source": "bench_pack", "seed": seed})
+        group = h5.create_group("tensors")
+        group.attrs["order"] = json.dumps(["W"])
+        tensor = group.create_group("W")
+        mean = tensor.create_dataset("mean", (rows, DIM), "f4", chunks=(min(chunk_rows, rows), DIM))
+        std = tensor.create_dataset("std", (rows, DIM), "f4", chunks=(min(chunk_rows, rows), DIM))
+        for block, start in enumerate(range(0, rows, ROWS_PER_BLOCK)):
+            stop = min(rows, start + ROWS_PER_BLOCK)
+            rng = np.random.default_rng([seed, block])
+            mean[start:stop] = (0.3 * rng.standard_normal((stop - start, DIM))).astype(np.float32)
+            std[start:stop] = (0.3 * np.exp(rng.uniform(np.log(0.01), 0.0, (stop - start, DIM)))).astype(
+                np.float32)
+    tmp.rename(path)
+
+
+def run_process(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one process, which must succeed."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def median_run(command: list[str], repeats: int) -> tuple[float, float]:
+    runs = [run_process(command) for _ in range(repeats)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def entropy_of_archive(path: Path) -> tuple[float, int, int]:
+    """Empirical entropy (bits) of the archive's symbols per tensor, its stream bytes (tables
+    excluded) and its table bytes: symbols decoded segment by segment, counted exactly."""
+    from bayescompress.archive import open_archive
+    from bayescompress.coding import symbol_counts
+    from bayescompress.segments import decode_segment, segment_pieces
+    from bayescompress.streamunpack import segment_layout
+
+    archive = open_archive(path)
+    sizes = [int(np.prod(e["shape"])) for e in archive.header["tensors"]]
+    latents, lengths = segment_layout(archive, sizes)
+    offset = archive.spans["stream"][0]
+    tallies: list[list] = [[] for _ in sizes]
+    for number, pieces in enumerate(segment_pieces(sizes, latents)):
+        table_length, stream_length = (int(x) for x in lengths[number])
+        data = archive.read_range(offset, table_length + stream_length)
+        offset += table_length + stream_length
+        for piece, symbols in zip(pieces, decode_segment(data, table_length, [p.size for p in pieces]),
+                                  strict=True):
+            tallies[piece.tensor].append(symbol_counts(symbols))
+    bits = 0.0
+    for parts in tallies:
+        unique, inverse = np.unique(np.concatenate([u for u, _ in parts]), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate([c for _, c in parts]))
+        total = counts.sum()
+        bits += float(total * np.log2(total) - np.sum(counts * np.log2(counts)))
+    return bits, int(lengths[:, 1].sum()), int(lengths[:, 0].sum())
 
 
 def brute_force_reference(means, stds, lam, prior, max_rate=REFERENCE_MAX_RATE):
-    """The reference code's search: score every code point for every latent, take the argmin."""
+    """The reference code's search (mandt-lab/vbq, compress-trained-word-embeddings.ipynb): score
+    every code point up to rate 11 for chunks of 10^5 latents and take the argmin."""
     symbols_all = np.arange(1, 1 << max_rate, dtype=np.int64)
     points = code_point_values(symbols_all, prior)
     lengths = symbol_rates(symbols_all).astype(np.float64)
@@ -43,92 +134,105 @@ def brute_force_reference(means, stds, lam, prior, max_rate=REFERENCE_MAX_RATE):
     return chosen
 
 
-def timed(function, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+def reference_comparison(source: Path, latents: int) -> dict:
+    """Algorithm 1 against the brute force on the first ``latents`` latents (same choices)."""
+    import h5py
+
+    with h5py.File(source, "r") as h5:
+        rows = -(-latents // DIM)
+        means = h5["tensors/W/mean"][:rows].ravel()[:latents].astype(np.float64)
+        stds = h5["tensors/W/std"][:rows].ravel()[:latents].astype(np.float64)
+    prior, lam = GaussianPrior.empirical(means), 30.0
+    start = time.perf_counter()
+    brute = brute_force_reference(means, stds, lam, prior)
+    brute_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fast = choose_code_points(means, stds, lam, prior, REFERENCE_MAX_RATE)
+    fast_s = time.perf_counter() - start
+    assert np.array_equal(brute, fast), "Algorithm 1 disagrees with the brute-force search"
+    return {"latents": latents, "lambda": lam, "brute_force_s": brute_s, "algorithm1_s": fast_s,
+            "speedup": brute_s / fast_s}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--lambdas", default="3000,300,30,3")
-    parser.add_argument("--reference-latents", type=int, default=200_000,
-                        help="latents timed with the brute-force search (it is extrapolated)")
+    parser.add_argument("--latents", default="1e7,1e8,1e9", help="model sizes (multiples of 100)")
+    parser.add_argument("--data-dir", default="/work/bench-data", help="where posteriors are kept")
+    parser.add_argument("--lam", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per process below 10^9 latents")
+    parser.add_argument("--extra", default="", help="extra pack/unpack options, e.g. '--workers 1'")
+    parser.add_argument("--reference-latents", type=int, default=200_000)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--csv", help="also write the table's rows to this CSV file")
     args = parser.parse_args()
 
-    posterior = generated_posterior(args.rows, args.dim)
-    n = posterior.n_latents
-    tensor = posterior.tensors["W"]
-    print(f"machine: {describe_machine()}")
-    print(f"posterior: {args.rows} x {args.dim} = {n} latents, float32\n")
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        source = Path(folder) / "posterior.h5"
-        posterior.save(source)
-        for lam in [float(x) for x in args.lambdas.split(",")]:
-            target = Path(folder) / "a.bcz"
-            pack_time, result = timed(
-                lambda target=target, lam=lam: pack(source, target, lam=lam, overwrite=True), args.repeats)
-            unpack_time, unpacked = timed(lambda target=target: unpack(target), args.repeats)
-            assert unpacked.tensors["W"].tobytes() == result.values["W"].tobytes()
-            rows.append({
-                "lambda": lam,
-                "bits_per_dim": result.bits_per_dim,
-                "file_bytes": result.total_bytes,
-                "stream_bytes": result.stream_bytes,
-                "header_bytes": result.header_bytes,
-                "table_bytes": result.table_bytes,
-                "entropy_bits": result.entropy_bits,
-                "stream_overhead_pct": 100 * (8 * result.stream_bytes / result.entropy_bits - 1),
-                "file_overhead_pct": 100 * (8 * result.total_bytes / result.entropy_bits - 1),
-                "pack_s": pack_time,
-                "unpack_s": unpack_time,
-                "pack_latents_per_s": n / pack_time,
-                "unpack_latents_per_s": n / unpack_time,
-            })
+    data = Path(args.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    sizes = [int(float(x)) for x in args.latents.split(",")]
+    print(f"machine: {describe_machine()}; load average before: {os.getloadavg()[0]:.2f}")
+    rows_out = []
+    for n in sizes:
+        source = data / f"posterior-{n:.0e}.h5".replace("+", "")
+        if not source.exists():
+            print(f"generating {source} ...", flush=True)
+            generate_posterior(source, n // DIM)
+        repeats = 1 if n >= 10**9 else args.repeats
+        with tempfile.TemporaryDirectory(dir=data) as folder:
+            work = Path(folder)
+            floor_s, floor_rss = median_run(
+                [sys.executable, "-c", IO_FLOOR, str(source), str(work / "means.f32"), str(ROWS_PER_BLOCK)],
+                repeats)
+            (work / "means.f32").unlink()
+            archive = work / "a.bcz"
+            pack_s, pack_rss = median_run(
+                [str(BIN / "bayescompress"), "pack", str(source), "--lambda", str(args.lam),
+                 "-o", str(archive), "--force", *args.extra.split()], repeats)
+            unpack_s, unpack_rss = median_run(
+                [str(BIN / "bayescompress"), "unpack", str(archive), "-o", str(work / "v.npz"), "--force",
+                 *args.extra.split()], repeats)
+            entropy, stream_bytes, table_bytes = entropy_of_archive(archive)
+            total = archive.stat().st_size
+        rows_out.append({
+            "latents": n, "floor_s": floor_s, "floor_rss_mib": floor_rss,
+            "pack_s": pack_s, "pack_rss_mib": pack_rss, "unpack_s": unpack_s, "unpack_rss_mib": unpack_rss,
+            "pack_latents_per_s": n / pack_s, "unpack_latents_per_s": n / unpack_s,
+            "bits_per_latent": 8 * total / n, "file_bytes": total, "table_bytes": table_bytes,
+            "stream_over_entropy_pct": 100 * (8 * stream_bytes / entropy - 1),
+            "file_over_entropy_pct": 100 * (8 * total / entropy - 1),
+            "load_after": os.getloadavg()[0],
+        })
+        print(f"  {n:.0e} done: pack {pack_s:.2f} s, unpack {unpack_s:.2f} s", flush=True)
 
-    print("| lambda | bits/dim (file) | file bytes | table bytes | stream vs entropy | file vs entropy "
-          "| pack s | unpack s | pack latents/s | unpack latents/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['lambda']:g} | {r['bits_per_dim']:.4f} | {r['file_bytes']} | {r['table_bytes']} "
-              f"| {r['stream_overhead_pct']:+.4f}% | {r['file_overhead_pct']:+.4f}% | {r['pack_s']:.2f} "
-              f"| {r['unpack_s']:.2f} | {r['pack_latents_per_s']:.3g} | {r['unpack_latents_per_s']:.3g} |")
-
-    # Algorithm 1 against the reference brute force, same search space (rates <= 11), same latents
-    k = min(args.reference_latents, n)
-    means = tensor.mean.ravel()[:k].astype(np.float64)
-    stds = tensor.std.ravel()[:k].astype(np.float64)
-    prior = GaussianPrior.empirical(tensor.mean)
-    lam = 30.0
-    brute_time, brute = timed(lambda: brute_force_reference(means, stds, lam, prior), 1)
-    fast_time, fast = timed(lambda: choose_code_points(means, stds, lam, prior, REFERENCE_MAX_RATE),
-                            args.repeats)
-    full_time, _ = timed(lambda: choose_code_points(tensor.mean, tensor.std, lam, prior), args.repeats)
-    assert np.array_equal(brute, fast), "Algorithm 1 disagrees with the brute-force search"
-    reference = {
-        "latents": k,
-        "brute_force_s": brute_time,
-        "algorithm1_s": fast_time,
-        "speedup": brute_time / fast_time,
-        "brute_force_extrapolated_s_for_all": brute_time * n / k,
-        "algorithm1_all_latents_all_rates_s": full_time,
-    }
-    print(f"\nAlgorithm 1 vs the reference brute force (lambda {lam:g}, rates <= {REFERENCE_MAX_RATE}, "
-          f"{k} latents, identical choices): brute force {brute_time:.2f} s, Algorithm 1 "
-          f"{fast_time:.3f} s, speed-up x{reference['speedup']:.0f}; brute force extrapolated to "
-          f"{n} latents: {reference['brute_force_extrapolated_s_for_all']:.0f} s; Algorithm 1 on all "
-          f"{n} latents with rates up to 53: {full_time:.2f} s")
+    base = rows_out[0]
+    print(f"\nlambda {args.lam:g}, posterior rows x {DIM} float32, whole processes "
+          f"(median of {args.repeats} below 10^9, one run at 10^9)\n")
+    columns = ["latents", "I/O floor s", "pack s", "pack latents/s", "pack vs 1st size", "pack / floor",
+               "pack peak RSS MiB", "unpack s", "unpack latents/s", "unpack peak RSS MiB", "bits/latent",
+               "stream over entropy", "load"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for r in rows_out:
+        relative = r["pack_latents_per_s"] / base["pack_latents_per_s"]
+        cells = [f"{r['latents']:.0e}", f"{r['floor_s']:.2f}", f"{r['pack_s']:.2f}",
+                 f"{r['pack_latents_per_s']:.3g}", f"{relative:.2f}", f"{r['pack_s'] / r['floor_s']:.1f}",
+                 f"{r['pack_rss_mib']:.0f}", f"{r['unpack_s']:.2f}", f"{r['unpack_latents_per_s']:.3g}",
+                 f"{r['unpack_rss_mib']:.0f}", f"{r['bits_per_latent']:.4f}",
+                 f"{r['stream_over_entropy_pct']:+.3f}%", f"{r['load_after']:.1f}"]
+        print("| " + " | ".join(cells) + " |")
+    reference = reference_comparison(data / f"posterior-{sizes[0]:.0e}.h5".replace("+", ""),
+                                     args.reference_latents)
+    print(f"\nAlgorithm 1 vs the reference brute force (lambda {reference['lambda']:g}, rates <= "
+          f"{REFERENCE_MAX_RATE}, {reference['latents']} latents, identical choices): brute force "
+          f"{reference['brute_force_s']:.2f} s, Algorithm 1 {reference['algorithm1_s']:.3f} s, "
+          f"x{reference['speedup']:.0f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": describe_machine(), "latents": n, "rows": rows,
-                                               "reference": reference}, indent=2))
+        Path(args.json).write_text(json.dumps({"machine": describe_machine(), "lambda": args.lam,
+                                               "rows": rows_out, "reference": reference}, indent=2))
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows_out[0]))
+            writer.writeheader()
+            writer.writerows(rows_out)
 
 
 if __name__ == "__main__":

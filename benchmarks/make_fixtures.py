@@ -1,4 +1,4 @@
-"""Write tests/fixtures/vN-*.bcz archives of the current format version and the values they decode to.
+"""Write tests/fixtures/vN-*.bcz archives of the versions written now and the values they decode to.
 
     .venv/bin/python benchmarks/make_fixtures.py
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bayescompress.archive import FORMAT_VERSION
-from bayescompress.packing import pack, unpack
+from bayescompress.archive import open_archive
+from bayescompress.packing import StreamOptions, pack, unpack
 from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -37,16 +37,22 @@ def fixture_posteriors() -> dict[str, tuple[Posterior, dict]]:
         "b": TensorPosterior(rng.normal(size=4).astype(np.float32), np.full(4, 0.1, np.float32)),
     })
     return {"vbq": (embedding, {"lam": 0.05}), "vbq-escapes": (wide, {"lam": 1e-7}),
-            "vbq-lzma": (small, {"lam": 0.05, "coder": "lzma"})}
+            "vbq-lzma": (small, {"lam": 0.05, "coder": "lzma"}),
+            # version 3: segments of 96 latents, so a tensor spans several and one holds two tensors
+            "vbq-segments": (wide, {"lam": 1e-4, "streaming": StreamOptions(segment_latents=96)})}
 
 
 def main() -> int:
     for name, (posterior, options) in fixture_posteriors().items():
-        path = FIXTURES / f"v{FORMAT_VERSION}-{name}.bcz"
+        scratch = FIXTURES / f".{name}.bcz"
+        pack(posterior, scratch, overwrite=True, **options)
+        version = open_archive(scratch).version  # the byte coders still write version 2
+        path = FIXTURES / f"v{version}-{name}.bcz"
         if path.exists():
+            scratch.unlink()
             print(f"{path} exists; fixtures of a version are written once")
             continue
-        pack(posterior, path, **options)
+        scratch.rename(path)
         np.savez(path.with_suffix(".npz"), **unpack(path).tensors)
         print(f"wrote {path} ({path.stat().st_size} bytes) and {path.with_suffix('.npz').name}")
     return 0

@@ -9,6 +9,8 @@ import pytest
 from bayescompress.archive import (
     FORMAT_VERSION,
     MAGIC,
+    SEGMENTED_VERSION,
+    SINGLE_STREAM_VERSION,
     decode_archive,
     encode_archive,
     read_archive,
@@ -30,7 +32,8 @@ def test_sections_and_header_round_trip(tmp_path):
 
 def test_archive_starts_with_magic_and_version():
     blob = encode_archive({}, SECTIONS)
-    assert blob[:8] == MAGIC and struct.unpack_from("<H", blob, 8)[0] == FORMAT_VERSION == 2
+    assert blob[:8] == MAGIC and struct.unpack_from("<H", blob, 8)[0] == SINGLE_STREAM_VERSION == 2
+    assert FORMAT_VERSION == SEGMENTED_VERSION == 3  # what range-coded archives are written as
 
 
 def test_every_truncation_is_detected():

@@ -241,6 +241,6 @@ def test_a_damaged_codebook_is_reported(tmp_path, posterior):
     archive = decode_archive((tmp_path / "a.bcz").read_bytes())
     header = json.loads(json.dumps(archive.header))
     header["tensors"][0]["params"]["codebook"] = "AAAA"  # 3 bytes: not a whole float64
-    (tmp_path / "a.bcz").write_bytes(encode_archive(header, archive.sections))
+    (tmp_path / "a.bcz").write_bytes(encode_archive(header, archive.sections, archive.version))
     with pytest.raises(BayesCompressError, match="codebook"):
         unpack(tmp_path / "a.bcz")

@@ -294,7 +294,8 @@ def test_side_data_that_would_inflate_past_its_cap_is_refused_before_inflating(t
     header = {k: v for k, v in archive.header.items() if k != "sections"}
     header["side"] = {"codec": "lzma2-raw-preset9e", "raw_length": len(raw),
                       "parts": [{"name": "vocab_words", "length": len(raw)}], "vocab_size": 4}
-    (tmp_path / "b.bcz").write_bytes(encode_archive(header, dict(archive.sections, side=blob)))
+    sections = dict(archive.sections, side=blob)
+    (tmp_path / "b.bcz").write_bytes(encode_archive(header, sections, archive.version))
     assert (tmp_path / "b.bcz").stat().st_size < 20000
     with pytest.raises(BayesCompressError, match="side data claims 67108875 bytes"):
         unpack(tmp_path / "b.bcz")
@@ -356,7 +357,7 @@ def test_duplicate_tensor_names_are_refused_instead_of_dropping_a_tensor(tmp_pat
 def test_the_values_checksum_covers_the_shape_so_a_permuted_shape_is_refused(tmp_path):
     post = Posterior({"w": TensorPosterior(np.arange(6.0).reshape(2, 3), np.full((2, 3), 0.01))})
     pack(post, tmp_path / "a.bcz", lam=1e-6)
-    assert struct.unpack_from("<H", (tmp_path / "a.bcz").read_bytes(), 8)[0] == FORMAT_VERSION == 2
+    assert struct.unpack_from("<H", (tmp_path / "a.bcz").read_bytes(), 8)[0] == FORMAT_VERSION == 3
     rewrite_archive(tmp_path / "a.bcz", lambda h: h["tensors"][0].update(shape=[3, 2]))
     with pytest.raises(BayesCompressError, match="differ from what pack chose"):
         unpack(tmp_path / "a.bcz")

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayescompress.archive import FORMAT_VERSION, MAGIC, READABLE_VERSIONS, decode_archive, encode_archive
+from bayescompress.archive import (
+    FORMAT_VERSION,
+    MAGIC,
+    READABLE_VERSIONS,
+    decode_archive,
+    encode_archive,
+    open_archive,
+)
 from bayescompress.errors import BayesCompressError
 from bayescompress.packing import archive_info, pack, unpack
 from bayescompress.vbq import VBQQuantizer, code_point_values, prior_and_symbols
@@ -103,7 +110,7 @@ def _rewrite_header(path, change):
     archive = decode_archive(path.read_bytes())
     header = json.loads(json.dumps(archive.header))
     change(header)
-    path.write_bytes(encode_archive(header, archive.sections))
+    path.write_bytes(encode_archive(header, archive.sections, archive.version))
 
 
 def test_values_that_decode_differently_are_reported_not_returned(tmp_path, posterior):
@@ -139,11 +146,10 @@ def test_archives_of_every_format_version_decode_to_their_recorded_values(fixtur
 
 
 def test_fixture_archives_exist_for_every_version_up_to_the_current_one():
-    from bayescompress.archive import FORMAT_VERSION, READABLE_VERSIONS
-
     for version in READABLE_VERSIONS:
         assert (FIXTURES / f"v{version}-vbq.bcz").exists(), version
     assert max(READABLE_VERSIONS) == FORMAT_VERSION
+    assert open_archive(FIXTURES / f"v{FORMAT_VERSION}-vbq.bcz").version == FORMAT_VERSION
 
 
 def test_every_readable_format_version_has_fixture_archives_that_carry_that_version():

@@ -107,8 +107,8 @@ def _from_hdf5(path: Path, tensor: str | None) -> WordVectors:
     source = str(path)
     with open_checked(path) as h5, hdf5_errors(source):
         fmt = read_attribute(h5, "format", source)
-    from ..export import VALUES_FORMAT
     from ..posterior import FORMAT_NAME, Posterior, read_posterior_header
+    from ..streamexport import VALUES_FORMAT
 
     if fmt == FORMAT_NAME:
         names = list(read_posterior_header(path)["tensors"])

@@ -1,0 +1,145 @@
+"""Streaming pack and unpack: bounded pieces, any chunk size and worker count, the same bytes."""
+
+from __future__ import annotations
+
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from bayescompress.cli import main
+from bayescompress.errors import BayesCompressError
+from bayescompress.export import write_npz
+from bayescompress.packing import StreamOptions, archive_info, open_unpacked, pack, unpack
+from bayescompress.posterior import Posterior, TensorPosterior
+from bayescompress.ratecontrol import pack_to_target
+from bayescompress.vbq import PRIOR_BLOCK, GaussianPrior
+
+from .conftest import make_posterior
+
+TINY = 64  # latents per segment in these tests: U (1600 latents) spans 25 segments
+
+
+def many_tensors() -> Posterior:
+    """One big tensor and several tiny ones, so that one segment holds many tensors."""
+    post = make_posterior(rows=200, dim=8)
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        size = int(rng.integers(1, 9))
+        post.tensors[f"t{i}"] = TensorPosterior(rng.standard_normal(size).astype(np.float32),
+                                                np.full(size, 0.1, dtype=np.float32))
+    return post
+
+
+@pytest.mark.parametrize("chunk, workers", [(1, 1), (TINY, 2), (3 * TINY + 5, 3), (1 << 20, 2)])
+def test_the_archive_is_byte_identical_for_any_chunk_size_and_worker_count(tmp_path, chunk, workers):
+    posterior = many_tensors()
+    posterior.save(tmp_path / "p.h5")
+    pack(tmp_path / "p.h5", tmp_path / "ref.bcz", lam=0.1,
+         streaming=StreamOptions(chunk_latents=1 << 20, workers=1, segment_latents=TINY))
+    pack(tmp_path / "p.h5", tmp_path / "a.bcz", lam=0.1,
+         streaming=StreamOptions(chunk_latents=chunk, workers=workers, segment_latents=TINY))
+    pack(posterior, tmp_path / "m.bcz", lam=0.1,
+         streaming=StreamOptions(chunk_latents=chunk, workers=workers, segment_latents=TINY))
+    reference = (tmp_path / "ref.bcz").read_bytes()
+    assert (tmp_path / "a.bcz").read_bytes() == reference
+    assert (tmp_path / "m.bcz").read_bytes() == reference
+
+
+def test_tiny_segments_and_chunks_unpack_exactly_what_pack_chose(tmp_path):
+    posterior = many_tensors()
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.05, streaming=StreamOptions(segment_latents=TINY))
+    assert archive_info(tmp_path / "a.bcz")["n_latents"] == posterior.n_latents
+    for chunk, workers in [(1, 1), (TINY + 1, 2), (1 << 20, 3)]:
+        unpacked = unpack(tmp_path / "a.bcz", chunk_latents=chunk, workers=workers)
+        for name, values in result.values.items():
+            assert unpacked.tensors[name].tobytes() == values.tobytes()
+
+
+def test_one_tensor_is_decoded_without_the_others(tmp_path):
+    posterior = many_tensors()
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.05, streaming=StreamOptions(segment_latents=TINY))
+    pieces = list(open_unpacked(tmp_path / "a.bcz").pieces({"t3"}))
+    assert {entry["name"] for entry, _, _ in pieces} == {"t3"}
+    assert np.concatenate([v for _, _, v in pieces]).tobytes() == result.values["t3"].tobytes()
+
+
+def test_the_prior_does_not_depend_on_how_the_tensor_is_cut():
+    means = np.random.default_rng(2).standard_normal(3 * PRIOR_BLOCK + 17)
+    whole = GaussianPrior.empirical(means, fit_loc=True)
+    cuts = [0, PRIOR_BLOCK, 3 * PRIOR_BLOCK, means.size]
+    blocks = lambda: (means[a:b] for a, b in zip(cuts, cuts[1:], strict=False))  # noqa: E731
+    pieces = GaussianPrior.from_blocks(blocks, fit_loc=True)
+    assert whole == pieces
+
+
+def test_a_bad_value_in_a_late_chunk_is_one_error_and_leaves_no_file(tmp_path):
+    make_posterior(rows=200, dim=8).save(tmp_path / "p.h5")
+    with h5py.File(tmp_path / "p.h5", "r+") as h5:  # damaged after saving, which validates
+        h5["tensors/U/std"][-1, -1] = 0.0
+    with pytest.raises(BayesCompressError, match="'U': 1 std value\\(s\\) are not > 0"):
+        pack(tmp_path / "p.h5", tmp_path / "a.bcz", lam=0.1,
+             streaming=StreamOptions(chunk_latents=TINY, segment_latents=TINY))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5"]
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5", "txt", "bin"])
+def test_streamed_exports_equal_the_in_memory_ones(tmp_path, fmt):
+    posterior = make_posterior(rows=150, dim=7, vocab=True)
+    pack(posterior, tmp_path / "a.bcz", lam=0.1, streaming=StreamOptions(segment_latents=TINY))
+    assert main(["unpack", str(tmp_path / "a.bcz"), "-o", str(tmp_path / f"s.{fmt}"), "--chunk", "50",
+                 "--workers", "2"]) == 0
+    unpacked = unpack(tmp_path / "a.bcz")
+    if fmt == "npz":
+        write_npz(unpacked, tmp_path / "m.npz")
+        with np.load(tmp_path / "s.npz") as streamed, np.load(tmp_path / "m.npz") as whole:
+            assert sorted(streamed.files) == sorted(whole.files)
+            for key in whole.files:
+                assert np.array_equal(streamed[key], whole[key])
+        assert zipfile.ZipFile(tmp_path / "s.npz").testzip() is None
+    elif fmt == "h5":
+        with h5py.File(tmp_path / "s.h5", "r") as h5:
+            for name, values in unpacked.tensors.items():
+                assert h5["tensors"][name][()].tobytes() == values.tobytes()
+    else:
+        from gensim.models import KeyedVectors
+
+        loaded = KeyedVectors.load_word2vec_format(str(tmp_path / f"s.{fmt}"), binary=fmt == "bin")
+        for row, word in enumerate(unpacked.vocab.words):
+            assert loaded[word].tobytes() == unpacked.tensors["U"][row].astype(np.float32).tobytes()
+
+
+def test_rate_control_on_a_sample_meets_the_target_on_the_real_archive(tmp_path, monkeypatch):
+    import bayescompress.samplerate as samplerate
+
+    monkeypatch.setattr(samplerate, "SAMPLE_LATENTS", 2000)
+    posterior = make_posterior(rows=1000, dim=20)
+    posterior.save(tmp_path / "p.h5")
+    control = pack_to_target(tmp_path / "p.h5", tmp_path / "a.bcz", bits_per_dim=2.0)
+    size = (tmp_path / "a.bcz").stat().st_size
+    assert control.met and 0.99 <= 8 * size / posterior.n_latents / 2.0 <= 1.01
+    assert 1 <= len(control.trials) <= 3 and control.pack.total_bytes == size
+
+
+def test_a_damaged_segmented_archive_is_one_error_and_writes_nothing(tmp_path):
+    import json
+
+    from bayescompress.archive import decode_archive, encode_archive
+
+    pack(many_tensors(), tmp_path / "a.bcz", lam=0.05, streaming=StreamOptions(segment_latents=TINY))
+    blob = bytearray((tmp_path / "a.bcz").read_bytes())
+    blob[-5] ^= 0x40  # inside the last segment
+    (tmp_path / "b.bcz").write_bytes(bytes(blob))
+    with pytest.raises(BayesCompressError, match="checksum mismatch in stream"):
+        list(open_unpacked(tmp_path / "b.bcz").pieces())
+    archive = decode_archive((tmp_path / "a.bcz").read_bytes())
+    changes = ({"latents": TINY * 2, "count": 27}, {"latents": 0, "count": 0}, {"latents": TINY, "count": 3})
+    for change in changes:
+        header = json.loads(json.dumps(archive.header))
+        header["segments"] = change
+        (tmp_path / "c.bcz").write_bytes(encode_archive(header, archive.sections, archive.version))
+        with pytest.raises(BayesCompressError):
+            unpack(tmp_path / "c.bcz")
+    assert main(["unpack", str(tmp_path / "b.bcz"), "-o", str(tmp_path / "out.npz")]) == 1
+    assert not (tmp_path / "out.npz").exists()
