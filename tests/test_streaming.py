@@ -143,3 +143,26 @@ def test_a_damaged_segmented_archive_is_one_error_and_writes_nothing(tmp_path):
             unpack(tmp_path / "c.bcz")
     assert main(["unpack", str(tmp_path / "b.bcz"), "-o", str(tmp_path / "out.npz")]) == 1
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_strided_samples_hold_no_more_than_one_block_in_memory_at_a_time():
+    import gc
+    import weakref
+
+    from bayescompress.tensorsource import TensorSource
+
+    handed_out: list[weakref.ref] = []
+    most_alive = 0
+
+    def read_range(label, start, stop):
+        nonlocal most_alive
+        gc.collect()
+        most_alive = max(most_alive, sum(ref() is not None for ref in handed_out))
+        block = np.arange(start, stop, dtype=np.float32)
+        handed_out.append(weakref.ref(block))
+        return block
+
+    source = TensorSource("U", (64, 100), np.dtype(np.float32), read_range)
+    means, _ = source.strided(7, block=100)
+    assert np.array_equal(means, np.arange(0, 6400, 7, dtype=np.float32))
+    assert most_alive <= 1  # a strided view kept in the result list would keep every block alive
