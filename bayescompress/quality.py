@@ -61,14 +61,21 @@ def generic_quality(values: dict[str, np.ndarray], posterior: Posterior, *,
     >>> round(q.value, 4), q.extras["within_1_std"]
     (0.3679, 0.5)
     """
-    if measure not in ("density", "within-1-std"):
-        raise BayesCompressError(f"generic quality measure must be density or within-1-std, got {measure!r}")
     count = sum(int(np.size(v)) for v in values.values())
-    density = math.exp(-posterior_distortion(values, posterior) / count)
     within = sum(
         int(np.count_nonzero(np.abs(np.asarray(v, dtype=np.float64) - posterior.tensors[n].mean)
                              <= posterior.tensors[n].std))
-        for n, v in values.items()) / count
+        for n, v in values.items())
+    return generic_quality_of_sums(posterior_distortion(values, posterior), within, count, measure=measure)
+
+
+def generic_quality_of_sums(distortion: float, within: int, count: int, *,
+                            measure: str = "density") -> Quality:
+    """``generic_quality`` from its sums: D, latents within one std, and latents (for streaming)."""
+    if measure not in ("density", "within-1-std"):
+        raise BayesCompressError(f"generic quality measure must be density or within-1-std, got {measure!r}")
+    density = math.exp(-distortion / count)
+    within = within / count
     if measure == "within-1-std":
         return Quality(within, "within_1_std", {"posterior_density_ratio": density})
     return Quality(density, "posterior_density_ratio", {"within_1_std": within})

@@ -22,15 +22,17 @@ from .errors import BayesCompressError
 from .files import atomic_output, check_output_path
 from .methods import Method, default_methods, parse_method
 from .packing import pack, unpack
-from .posterior import Posterior
-from .quality import posterior_distortion, quality_for
+from .posterior import Posterior, TensorPosterior
+from .quality import generic_quality_of_sums, posterior_distortion, quality_for
 from .quantizers import make_quantizer
 from .ratecontrol import solve_knob
 from .rdcurves import LEVELS, format_ratio_table, ratio_rows
 from .samplerate import SAMPLE_LATENTS, sample_posterior
-from .tensorsource import from_posterior
+from .streamquality import archive_sums, streamed_sources
+from .tensorsource import from_posterior, open_posterior_source
 from .waterfilling import posterior_sources
 
+STREAM_LATENTS = SAMPLE_LATENTS  # generic posterior files above this are swept piece by piece
 UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves keep the better
 
 
@@ -128,38 +130,24 @@ def run_sweep(
         check_output_path(path, overwrite=overwrite, inputs=inputs)
     if plot:
         from .sweepplot import plot_sweep  # needs matplotlib: fail before any work when it is missing
-    full = source if isinstance(source, Posterior) else Posterior.load(source)
-    full.validate()
     metric_options = dict(metric_options or {})
-    if tensors is None and full.kind == "embedding":
-        tensors = [metric_options.get("tensor", "U")]
-    selected = full.select(tensors)
-    metric = quality_for(full.kind)
-    try:
-        inspect.signature(metric).bind({}, full, **metric_options)
-    except TypeError:
-        raise BayesCompressError(f"the {full.kind} quality does not take option(s) "
-                                 f"{', '.join(sorted(metric_options))}") from None
-    means = {name: t.mean for name, t in full.tensors.items()}
-    reference = metric(means, full, **metric_options)
-    shannon = posterior_sources(selected)
+    setup = _streamed_setup if _streams(source, tensors) else _in_memory_setup
+    reference, first_row, knob_posterior, measure = setup(source, tensors, metric_options)
     (out / "archives").mkdir(exist_ok=True)
 
     plan = []
     for method in parsed:
         offsets = UNIFORM_OFFSETS if method.quantizer == "uniform" else (None,)
-        for index, value in enumerate(knob_values(method, selected, points, min_bits, max_bits)):
+        for index, value in enumerate(knob_values(method, knob_posterior, points, min_bits, max_bits)):
             plan.extend((method, index, value, offset) for offset in offsets)
-    rows = [_uncompressed_row(selected, reference)]
-    known_qualities: dict[str, object] = {}  # the grid through gzip/bzip2/lzma decodes to the same values
+    rows = [first_row]
     from tqdm.auto import tqdm
 
     hide = None if show_progress is None else not show_progress
     with tqdm(plan, desc="sweep", unit="archive", disable=hide) as bar:
         for method, index, value, offset in bar:
             bar.set_postfix_str(method.label)
-            rows.append(_measure_point(method, index, value, offset, selected, full, metric, metric_options,
-                                       shannon, out / "archives", known_qualities))
+            rows.append(measure(method, index, value, offset, out / "archives"))
     add_relative_quality(rows, reference.value)
     rate_key = "bits_per_dim" if include_side else "bits_per_dim_without_side"
     curves = {}
@@ -180,12 +168,73 @@ def run_sweep(
                        notes)
 
 
-def _uncompressed_row(selected: Posterior, reference) -> dict:
+def _streams(source, tensors) -> bool:
+    """Whether ``source`` is a generic posterior file above STREAM_LATENTS (then read piece by piece)."""
+    if isinstance(source, Posterior):
+        return False
+    with open_posterior_source(source, tensors) as probe:
+        return probe.kind == "generic" and probe.n_latents > STREAM_LATENTS
+
+
+def _checked_metric(kind: str, metric_options: dict, posterior=None):
+    metric = quality_for(kind)
+    try:
+        inspect.signature(metric).bind({}, posterior, **metric_options)
+    except TypeError:
+        raise BayesCompressError(f"the {kind} quality does not take option(s) "
+                                 f"{', '.join(sorted(metric_options))}") from None
+    return metric
+
+
+def _in_memory_setup(source, tensors, metric_options: dict):
+    """Reference quality, uncompressed row, posterior for the knobs, and the point measure."""
+    full = source if isinstance(source, Posterior) else Posterior.load(source)
+    full.validate()
+    if tensors is None and full.kind == "embedding":
+        tensors = [metric_options.get("tensor", "U")]
+    selected = full.select(tensors)
+    metric = _checked_metric(full.kind, metric_options, full)
+    means = {name: t.mean for name, t in full.tensors.items()}
+    reference = metric(means, full, **metric_options)
+    shannon = posterior_sources(selected)
+    known: dict[str, object] = {}  # the grid through gzip/bzip2/lzma decodes to the same values
+
+    def measure(method, index, value, offset, folder):
+        return _measure_point(method, index, value, offset, selected, full, metric, metric_options,
+                              shannon, folder, known)
     raw_bytes = sum(t.mean.nbytes for t in selected.tensors.values())
-    bits = 8.0 * raw_bytes / selected.n_latents
+    return reference, _uncompressed_row(raw_bytes, selected.n_latents, reference), selected, measure
+
+
+def _streamed_setup(path, tensors, metric_options: dict):
+    """``_in_memory_setup`` for a generic posterior file read piece by piece: knob values on the
+    rate control's sample (the whole posterior up to SAMPLE_LATENTS), quality from streamed sums."""
+    _checked_metric("generic", metric_options)
+    with open_posterior_source(path, tensors) as source:
+        n = source.n_latents
+        raw_bytes = sum(t.size * t.dtype.itemsize for t in source.tensors)
+        whole = {t.name: TensorPosterior(*t.read(0, t.size, source.source)) for t in source.tensors} \
+            if n <= SAMPLE_LATENTS else None  # at most SAMPLE_LATENTS latents held
+        knob_posterior = sample_posterior(source, SAMPLE_LATENTS) if whole is None else Posterior(whole)
+        shannon = streamed_sources(source)
+    reference = generic_quality_of_sums(0.0, n, n, **metric_options)
+
+    def measure(method, index, value, offset, folder):
+        knob, options, archive = _point_plan(method, index, value, offset, knob_posterior, folder)
+        result = pack(path, archive, method=method.quantizer, coder=method.coder, tensors=tensors,
+                      overwrite=True, show_progress=False, **options)
+        with open_posterior_source(path, tensors) as posterior:
+            sums = archive_sums(archive, posterior)
+        quality = generic_quality_of_sums(sums.distortion, sums.within, sums.count, **metric_options)
+        return _point_row(method, knob, value, offset, result, quality, sums.distortion, sums.rmse, shannon)
+    return reference, _uncompressed_row(raw_bytes, n, reference), knob_posterior, measure
+
+
+def _uncompressed_row(raw_bytes: int, n_latents: int, reference) -> dict:
+    bits = 8.0 * raw_bytes / n_latents
     return {"method": "uncompressed", "quantizer": "", "coder": "", "knob": "", "knob_value": "",
             "offset": "", "archive": "", "file_bytes": raw_bytes, "side_bytes": 0,
-            "n_latents": selected.n_latents, "bits_per_dim": bits, "bits_per_dim_without_side": bits,
+            "n_latents": n_latents, "bits_per_dim": bits, "bits_per_dim_without_side": bits,
             "quality_metric": reference.name, "quality": reference.value, "relative_quality": 1.0,
             "distortion_per_dim": 0.0, **reference.extras}
 
@@ -205,17 +254,21 @@ def values_digest(values: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _measure_point(method: Method, index: int, value, offset, selected: Posterior, full: Posterior,
-                   metric, metric_options: dict, shannon, folder: Path, known_qualities: dict) -> dict:
-    knob = method.knob(selected)
+def _point_plan(method: Method, index: int, value, offset, posterior: Posterior, folder: Path):
+    """The knob, the quantizer options and the archive path of one sweep point."""
+    knob = method.knob(posterior)
     options = {knob.option: value, **dict(method.options)}
     if offset is not None:
         options["offset"] = offset
     name = method.label.replace("+", "_") + f"-{index:02d}" + (f"-{offset}" if offset else "")
-    path = folder / f"{name}.bcz"
+    return knob, options, folder / f"{name}.bcz"
+
+
+def _measure_point(method: Method, index: int, value, offset, selected: Posterior, full: Posterior,
+                   metric, metric_options: dict, shannon, folder: Path, known_qualities: dict) -> dict:
+    knob, options, path = _point_plan(method, index, value, offset, selected, folder)
     result = pack(selected, path, method=method.quantizer, coder=method.coder, overwrite=True,
                   show_progress=False, **options)
-    size = path.stat().st_size
     unpacked = unpack(path).tensors
     model = {name: t.mean for name, t in full.tensors.items()} | unpacked
     # an archive that decodes to values already evaluated (the same grid through another coder)
@@ -225,18 +278,26 @@ def _measure_point(method: Method, index: int, value, offset, selected: Posterio
         known_qualities[key] = metric(model, full, **metric_options)
     quality = known_qualities[key]
     distortion = posterior_distortion(unpacked, selected)
-    n = selected.n_latents
     errors = np.concatenate([(unpacked[k].astype(np.float64) - t.mean).ravel()
                              for k, t in selected.tensors.items()])
+    rmse = float(np.sqrt(np.mean(np.square(errors))))
+    return _point_row(method, knob, value, offset, result, quality, distortion, rmse, shannon)
+
+
+def _point_row(method: Method, knob, value, offset, result, quality, distortion: float, rmse: float,
+               shannon) -> dict:
+    """One archive's row of the sweep CSV; its size read off the file itself."""
+    size = result.path.stat().st_size
+    n = result.n_latents
     return {
         "method": method.label, "quantizer": method.quantizer, "coder": method.coder,
-        "knob": knob.option, "knob_value": value, "offset": offset or "", "archive": str(path),
+        "knob": knob.option, "knob_value": value, "offset": offset or "", "archive": str(result.path),
         "file_bytes": size, "header_bytes": result.header_bytes, "table_bytes": result.table_bytes,
         "side_bytes": result.side_bytes, "stream_bytes": result.stream_bytes, "n_latents": n,
         "bits_per_dim": 8.0 * size / n, "bits_per_dim_without_side": 8.0 * (size - result.side_bytes) / n,
         "entropy_bits_per_dim": result.entropy_bits / n,
         "quality_metric": quality.name, "quality": quality.value,
-        "distortion_per_dim": distortion / n, "rmse": float(np.sqrt(np.mean(np.square(errors)))),
+        "distortion_per_dim": distortion / n, "rmse": rmse,
         "gaussian_rd_bits_per_dim": shannon.bits(distortion) / n,
         **quality.extras,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import sys
 import types
@@ -10,6 +11,7 @@ import types
 import numpy as np
 import pytest
 
+from bayescompress import packing
 from bayescompress.errors import BayesCompressError
 from bayescompress.posterior import Posterior, TensorPosterior
 from bayescompress.quality import embedding_quality, generic_quality, network_quality, posterior_distortion
@@ -274,3 +276,86 @@ def test_a_sweep_takes_method_records_with_fixed_quantizer_options(tmp_path):
     assert len(rows) == 3
     assert {unpack(r["archive"]).header["config"]["prior"] for r in rows} == {"fit"}
     assert {r["method"] for r in result.ratios} == {"vbq-fit-prior"}
+
+
+STREAMED_METHODS = ["vbq", "uniform", "kmeans", "gzip"]
+SAME_COLUMNS = ("method", "knob_value", "offset", "file_bytes", "side_bytes", "stream_bytes", "bits_per_dim",
+                "bits_per_dim_without_side", "entropy_bits_per_dim", "quality", "quality_metric",
+                "within_1_std", "distortion_per_dim", "rmse", "gaussian_rd_bits_per_dim")
+
+
+def test_a_generic_posterior_file_above_the_threshold_is_swept_piece_by_piece_with_the_same_rows(
+        tmp_path, monkeypatch):
+    import bayescompress.streamquality as streamquality
+    import bayescompress.sweep as sweep
+    from bayescompress.tensorsource import TensorSource
+
+    post = make_posterior(rows=400, dim=10)
+    post.save(tmp_path / "p.h5")
+    small_segments = functools.partial(packing.StreamOptions, segment_latents=256)
+    monkeypatch.setattr(packing, "StreamOptions", small_segments)  # both sweeps: U spans 16 segments
+    whole = run_sweep(post, tmp_path / "whole", methods=STREAMED_METHODS, points=3, plot=False,
+                      show_progress=False)
+    monkeypatch.setattr(sweep, "STREAM_LATENTS", 100)
+    monkeypatch.setattr(streamquality, "PIECE_LATENTS", 300)
+    reads = []
+    original = TensorSource.read
+    monkeypatch.setattr(TensorSource, "read", lambda self, a, b, source: reads.append(b - a) or original(
+        self, a, b, source))
+    streamed = run_sweep(tmp_path / "p.h5", tmp_path / "streamed", methods=STREAMED_METHODS, points=3,
+                         plot=False, show_progress=False)
+    assert 256 in reads and max(reads) == 4000  # pieces; the whole of U only for the knobs and the bound
+    assert len(streamed.rows) == len(whole.rows) > 10
+    for mine, theirs in zip(streamed.rows, whole.rows, strict=True):
+        _assert_same(mine, theirs, SAME_COLUMNS)
+    for mine, theirs in zip(streamed.ratios, whole.ratios, strict=True):
+        _assert_same(mine, theirs, list(theirs))
+
+
+def _assert_same(mine: dict, theirs: dict, columns) -> None:
+    for column in columns:
+        if isinstance(theirs.get(column), float):
+            assert mine[column] == pytest.approx(theirs[column], rel=1e-12, abs=1e-300, nan_ok=True), column
+        else:
+            assert mine.get(column) == theirs.get(column), column
+
+
+def test_the_streamed_sweep_never_loads_the_posterior_nor_decodes_an_archive_whole(tmp_path, monkeypatch):
+    import bayescompress.samplerate as samplerate
+    import bayescompress.streamquality as streamquality
+    import bayescompress.sweep as sweep
+    from bayescompress.tensorsource import TensorSource
+
+    make_posterior(rows=400, dim=10).save(tmp_path / "p.h5")
+    monkeypatch.setattr(Posterior, "load", classmethod(lambda *a, **k: pytest.fail("Posterior.load")))
+    monkeypatch.setattr(sweep, "unpack", lambda *a, **k: pytest.fail("unpack"))
+    small = functools.partial(packing.StreamOptions, segment_latents=256, chunk_latents=256)
+    monkeypatch.setattr(packing, "StreamOptions", small)
+    monkeypatch.setattr(sweep, "STREAM_LATENTS", 100)
+    monkeypatch.setattr(sweep, "SAMPLE_LATENTS", 1000)  # knob values on a sample, as above 2^22 latents
+    monkeypatch.setattr(samplerate, "SAMPLE_LATENTS", 1000)
+    monkeypatch.setattr(streamquality, "PIECE_LATENTS", 300)
+    reads = []
+    original = TensorSource.read
+    monkeypatch.setattr(TensorSource, "read", lambda self, a, b, source: reads.append(b - a) or original(
+        self, a, b, source))
+    # vbq packs blockwise (uniform, k-means, Lloyd fit on a whole tensor inside pack)
+    result = run_sweep(tmp_path / "p.h5", tmp_path / "out", methods=["vbq"], points=4,
+                       plot=False, show_progress=False)
+    assert max(reads) == 256  # segments of U; its sample is read in runs of 16
+    rows = result.rows[1:]
+    assert result.rows[0]["quality"] == 1.0 and len(rows) >= 3
+    for row in rows:
+        assert row["quality"] == pytest.approx(math.exp(-row["distortion_per_dim"]), rel=1e-12)
+        assert 0 < row["within_1_std"] < 1 and row["rmse"] > 0
+        assert 0 < row["gaussian_rd_bits_per_dim"] < row["bits_per_dim"]  # the bound, from the sample
+
+
+def test_a_sampled_gaussian_bound_scales_the_samples_bound_to_all_sources():
+    from bayescompress.streamquality import SampledRateDistortion
+
+    variances = np.tile([0.5, 1.0, 2.0, 4.0], 50)  # the sample holds the sources in the same proportions
+    whole, sampled = GaussianRateDistortion(variances), SampledRateDistortion(
+        GaussianRateDistortion(variances[:8]), variances.size)
+    for distortion in (1.0, 30.0, 200.0):
+        assert sampled.bits(distortion) == pytest.approx(whole.bits(distortion), rel=1e-12)
