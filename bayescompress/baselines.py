@@ -91,14 +91,24 @@ class UniformQuantizer(Quantizer):
     def config(self) -> dict:
         return {"spacing": exact_float(self.spacing), "offset": exact_float(self.offset)}
 
+    blockwise = True  # each mean is rounded alone: pack streams the tensor piece by piece
+
     def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
+        return QuantizedTensor(self.quantize_block(means, stds, {}, progress), {})
+
+    def fit_params(self, mean_blocks, strided, size: int) -> dict:
+        """Nothing to fit: the grid is the configuration."""
+        return {}
+
+    def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
+        """Grid indices of a piece of the tensor."""
         scaled = np.asarray(means, dtype=np.float64).ravel() / self.spacing - self.offset
         if scaled.size and np.max(np.abs(scaled)) >= _MAX_SYMBOL:
             raise BayesCompressError(f"uniform spacing {self.spacing:g} is too small for means up to "
                                      f"{np.max(np.abs(means)):g} (grid index beyond 2^53)")
         symbols = np.rint(scaled).astype(np.int64)
         _done(progress, symbols.size)
-        return QuantizedTensor(symbols, {})
+        return symbols
 
     @staticmethod
     def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:

@@ -166,3 +166,28 @@ def test_strided_samples_hold_no_more_than_one_block_in_memory_at_a_time():
     means, _ = source.strided(7, block=100)
     assert np.array_equal(means, np.arange(0, 6400, 7, dtype=np.float32))
     assert most_alive <= 1  # a strided view kept in the result list would keep every block alive
+
+
+def test_the_uniform_grid_streams_too_and_its_archive_does_not_depend_on_the_chunk(tmp_path, monkeypatch):
+    posterior = many_tensors()
+    posterior.save(tmp_path / "p.h5")
+    pack(tmp_path / "p.h5", tmp_path / "ref.bcz", method="uniform", spacing=0.25,
+         streaming=StreamOptions(chunk_latents=1 << 20, workers=1, segment_latents=TINY))
+    from bayescompress.tensorsource import TensorSource
+
+    reads = []
+    whole_read = TensorSource.read
+
+    def read(self, start, stop, source):
+        reads.append(stop - start)
+        return whole_read(self, start, stop, source)
+
+    monkeypatch.setattr(TensorSource, "read", read)
+    pack(tmp_path / "p.h5", tmp_path / "a.bcz", method="uniform", spacing=0.25,
+         streaming=StreamOptions(chunk_latents=TINY, workers=2, segment_latents=TINY))
+    assert (tmp_path / "a.bcz").read_bytes() == (tmp_path / "ref.bcz").read_bytes()
+    assert reads and max(reads) <= TINY  # never the whole tensor at once
+    values = unpack(tmp_path / "a.bcz").tensors
+    for name, tensor in posterior.tensors.items():
+        expected = np.rint(tensor.mean.astype(np.float64) / 0.25) * 0.25
+        assert np.array_equal(values[name].astype(np.float64), expected.astype(tensor.mean.dtype))
