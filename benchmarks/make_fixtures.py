@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
 
 def fixture_posteriors() -> dict[str, tuple[Posterior, dict]]:
-    """An embedding, a float64 posterior at tiny lambda (escapes), and a byte-coder baseline."""
+    """Embedding, float64 at tiny lambda (escapes), heavy-tailed (t2) and byte-coder posteriors."""
     rng = np.random.default_rng(2026)
     means = (0.3 * rng.standard_normal((64, 4))).astype(np.float32)
     stds = (0.3 * np.exp(rng.uniform(np.log(0.01), 0.0, (64, 4)))).astype(np.float32)
@@ -36,7 +36,12 @@ def fixture_posteriors() -> dict[str, tuple[Posterior, dict]]:
         "U": TensorPosterior(rng.normal(size=(40, 4)).astype(np.float32), np.full((40, 4), 0.05, np.float32)),
         "b": TensorPosterior(rng.normal(size=4).astype(np.float32), np.full(4, 0.1, np.float32)),
     })
+    # heavy tails (Student-t with 1.5 degrees of freedom) and one outlier at 10^3 rms: the t2 prior
+    heavy_means = rng.standard_t(1.5, size=(30, 5))
+    heavy_means[0, 0] = 1e3 * np.sqrt(np.mean(np.square(heavy_means)))
+    heavy = Posterior({"W": TensorPosterior(heavy_means, np.exp(rng.uniform(-5, -1, (30, 5))))})
     return {"vbq": (embedding, {"lam": 0.05}), "vbq-escapes": (wide, {"lam": 1e-7}),
+            "vbq-t2": (heavy, {"lam": 0.01, "prior": "t2"}),
             "vbq-lzma": (small, {"lam": 0.05, "coder": "lzma"}),
             # version 3: segments of 96 latents, so a tensor spans several and one holds two tensors
             "vbq-segments": (wide, {"lam": 1e-4, "streaming": StreamOptions(segment_latents=96)})}
