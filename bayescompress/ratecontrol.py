@@ -13,15 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import samplerate
 from .coders import make_coder
 from .errors import BayesCompressError
+from .files import check_output_path
 from .methods import knob_for
 from .packing import PackResult, StreamOptions, pack, posterior_to_pack
 from .posterior import Posterior, read_posterior_header
 from .quantizers import Knob, make_quantizer
+from .tensorsource import open_posterior_source
 
 TOLERANCE = 0.01
 MAX_TRIALS = 60
+_FULL_PACKS = 3  # packs of the whole model at most, for a posterior searched on a sample
 
 
 @dataclass
@@ -169,12 +173,10 @@ def pack_to_target(
     latents is never loaded whole: the knob is searched on a sample (samplerate).
     """
     if not isinstance(source, Posterior) and coder == "range":
-        from .samplerate import SAMPLE_LATENTS, pack_large_to_target
-
         shapes = read_posterior_header(source)["tensors"] if Path(source).is_file() else {}
         wanted = tensors if tensors is not None else list(shapes)
-        if sum(math.prod(shapes.get(name, ())) for name in wanted) > SAMPLE_LATENTS:
-            return pack_large_to_target(source, out, method=method, coder=coder, tensors=tensors,
+        if sum(math.prod(shapes.get(name, ())) for name in wanted) > samplerate.SAMPLE_LATENTS:
+            return _pack_large_to_target(source, out, method=method, coder=coder, tensors=tensors,
                                         bits_per_dim=bits_per_dim, max_bytes=max_bytes, tolerance=tolerance,
                                         overwrite=overwrite, streaming=streaming, **options)
     out, posterior = posterior_to_pack(source, out, tensors, overwrite)
@@ -234,3 +236,48 @@ def _note(status: str, met: bool, result: PackResult, low: float, high: float, n
                 "maximum; wrote that one")
     return (f"no knob value gives a size in [{low:.0f}, {high:.0f}] bytes (the size jumps over it); "
             f"wrote the nearest, {result.total_bytes} bytes ({8 * result.total_bytes / n:.4f} bits/dim)")
+
+
+def _pack_large_to_target(path, out, *, method: str, coder: str, tensors, bits_per_dim, max_bytes,
+                         tolerance: float, overwrite: bool, streaming: StreamOptions | None, **options):
+    """``pack_to_target`` for a posterior file read piece by piece: the knob is searched on a
+    sample, then the whole model is packed and its real size checked (corrected and retried a
+    few times when the sample's rate is off)."""
+    out = check_output_path(out, overwrite=overwrite, inputs=(path,))
+    with open_posterior_source(path, tensors) as source:
+        n = source.n_latents
+        low, high = target_range(n, bits_per_dim, max_bytes, tolerance)
+        sample = samplerate.sample_posterior(source)
+    aim = (low + high) / 2 if max_bytes is None else high * (1 - tolerance / 2)
+    sample_bits = 8 * aim / n
+    trials: list[tuple[float, float]] = []
+    results: dict[float, PackResult] = {}
+    with tempfile.TemporaryDirectory(prefix=".ratecontrol-", dir=out.parent) as work:
+        for attempt in range(_FULL_PACKS):
+            control = pack_to_target(sample, Path(work) / "sample.bcz", method=method, coder=coder,
+                                     bits_per_dim=sample_bits, tolerance=tolerance / 4, overwrite=True,
+                                     **options)
+            value = control.value
+            if value in results:
+                break
+            result = pack(path, Path(work) / f"trial-{attempt}.bcz", method=method, coder=coder,
+                          tensors=tensors, streaming=streaming, show_progress=False,
+                          **{control.option: value}, **options)
+            results[value] = result
+            trials.append((value, float(result.total_bytes)))
+            if low <= result.total_bytes <= high:
+                break
+            sample_bits *= aim / result.total_bytes  # the sample's rate was off by this factor
+        pool = [t for t in trials if max_bytes is None or t[1] <= high] or trials
+        value, size = min(pool, key=lambda t: (abs(t[1] - aim), t[1]))
+        if max_bytes is not None and size > high:
+            raise BayesCompressError(
+                f"maximum size {max_bytes} bytes: the smallest archive found on the whole model is "
+                f"{size:.0f} bytes")
+        os.replace(results[value].path, out)
+    met = low <= size <= high
+    note = "" if met else (f"searched lambda on a {samplerate.SAMPLE_LATENTS}-latent sample; the whole "
+                           f"model's archive is {size:.0f} bytes, outside [{low:.0f}, {high:.0f}]")
+    final = results[value]
+    final.path = out
+    return RateControlResult(final, control.option, value, aim, met, note, trials)
