@@ -422,7 +422,7 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
         scale = (scales.std_rms / options.get("std", 1.0)) ** 2
         return scale, 1e-12 * scale, 1e12 * scale
 
-    def __init__(self, lam: float, std: float = 1.0, max_rate: int = MAX_RATE, prior: str = "auto"):
+    def __init__(self, lam: float, std: float = 1.0, max_rate: int = MAX_RATE, prior: str = "tails"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)
         self.std = _positive_number(std, "vbq-nostd global std")
 

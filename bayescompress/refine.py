@@ -183,7 +183,7 @@ class RefinedVBQQuantizer(VBQQuantizer):
     options = (Option("passes", 2, "refinement passes (0..20)", whole_number),) + VBQQuantizer.options
     in_sweep = False
 
-    def __init__(self, lam: float, passes: int = 2, max_rate: int = MAX_RATE, prior: str = "auto"):
+    def __init__(self, lam: float, passes: int = 2, max_rate: int = MAX_RATE, prior: str = "tails"):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)
         if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or not 0 <= passes <= 20:
             raise BayesCompressError(f"refinement passes must be an integer in 0..20, got {passes!r}")

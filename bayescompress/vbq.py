@@ -39,7 +39,7 @@ _CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
 QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
 LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
 QUANTILES = (QUANTILE, LEGACY_QUANTILE)
-PRIORS = ("auto", "t2", "rms", "fit")  # auto: per tensor, whichever of t2 and rms costs less (eq. 9)
+PRIORS = ("tails", "auto", "t2", "rms", "fit")  # tails: rms unless it would clip a mean, then t2
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,8 @@ def prior_and_symbols(
 
 
 def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
-    """The prior of family ``kind``, or for ``auto`` the cheaper of t2 and rms, from the tensor's
+    """The prior of family ``kind`` (``tails``: rms unless it would clip a mean, then t2; ``auto``:
+    the cheaper of t2 and rms), from the tensor's
     means read in blocks (``mean_blocks()``) and evenly strided samples (``strided(step)`` ->
     means[::step], stds[::step]), so that a tensor read piece by piece gets the same prior.
 
@@ -364,15 +365,17 @@ def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rat
     """
     if kind in ("rms", "fit"):
         return GaussianPrior.from_blocks(mean_blocks, fit_loc=kind == "fit")
-    t2 = StudentT2Prior.empirical(strided(size // T2_FIT_SAMPLE if size > T2_FIT_SAMPLE else 1)[0])
+    def fitted_t2() -> StudentT2Prior:
+        return StudentT2Prior.empirical(strided(size // T2_FIT_SAMPLE if size > T2_FIT_SAMPLE else 1)[0])
+
     if kind == "t2":
-        return t2
+        return fitted_t2()
     gaussian = GaussianPrior.from_blocks(mean_blocks)
-    reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
-    farthest = max((float(np.max(np.abs(np.asarray(block, dtype=np.float64) - gaussian.loc)))
-                    for block in mean_blocks() if np.size(block)), default=0.0)
-    if farthest > reach - gaussian.loc:
-        return t2
+    if _gaussian_clips(gaussian, mean_blocks, max_rate):
+        return fitted_t2()
+    if kind == "tails":
+        return gaussian
+    t2 = fitted_t2()
     sample_means, sample_stds = strided(max(1, size // _CHOICE_SAMPLE))
     sample_means = np.asarray(sample_means, dtype=np.float64)
     sample_stds = np.asarray(sample_stds, dtype=np.float64)
@@ -381,6 +384,14 @@ def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rat
         symbols = choose_code_points(sample_means, sample_stds, lam, prior, max_rate)
         costs.append(_tensor_cost(symbols, code_point_values(symbols, prior), sample_means, sample_stds, lam))
     return t2 if costs[0] <= costs[1] else gaussian
+
+
+def _gaussian_clips(gaussian: GaussianPrior, mean_blocks, max_rate: int) -> bool:
+    """Whether some mean lies beyond the Gaussian's outermost code point (it would be clipped)."""
+    reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
+    farthest = max((float(np.max(np.abs(np.asarray(block, dtype=np.float64) - gaussian.loc)))
+                    for block in mean_blocks() if np.size(block)), default=0.0)
+    return farthest > reach - gaussian.loc
 
 
 def _tensor_cost(symbols, values, means, stds, lam: float) -> tuple[float, float]:
@@ -431,13 +442,14 @@ class VBQQuantizer(Quantizer):
                   flag="--lambda")
     options = (
         Option("max_rate", MAX_RATE, f"longest code point in bits (1..{MAX_RATE})", whole_number),
-        Option("prior", "auto", "empirical prior per tensor: t2 = Student-t(2) fitted to the means "
+        Option("prior", "tails", "empirical prior per tensor: tails (default) = rms unless a mean lies "
+               "beyond its outermost code point, then t2; t2 = Student-t(2) fitted to the means "
                "(reaches every weight); rms = N(0, RMS of means) as in the paper; fit = N(mean, std); "
                "auto = whichever of t2 and rms costs fewer bits at lambda's price of distortion",
                str, choices=PRIORS),
     )
 
-    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "auto"):
+    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "tails"):
         if prior not in PRIORS:
             raise BayesCompressError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):

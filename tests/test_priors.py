@@ -172,3 +172,16 @@ def test_a_t2_prior_is_refused_in_a_first_version_archive():
     params = {"family": "t2", "loc": "0x0.0p+0", "scale": "0x1.0p+0"}
     with pytest.raises(BayesCompressError, match="first version"):
         VBQQuantizer.dequantize(np.array([1]), params, {"max_rate": 53})
+
+
+def test_the_default_prior_is_the_papers_gaussian_unless_it_would_clip_a_mean():
+    rng = np.random.default_rng(10)
+    means, stds = 0.05 * rng.standard_t(2, size=20000), np.full(20000, 0.01)
+    assert VBQQuantizer(lam=1.0).prior == "tails"
+    inside = np.clip(means, -0.3, 0.3)  # heavy-ish, but within the Gaussian's reach
+    assert isinstance(prior_and_symbols(inside, stds, 1.0, "tails")[0], GaussianPrior)
+    beyond = inside.copy()
+    beyond[17] = 1e3 * np.sqrt(np.mean(np.square(inside)))
+    prior, symbols = prior_and_symbols(beyond, np.full(20000, 1e-6), 0.0, "tails")
+    assert isinstance(prior, StudentT2Prior)
+    assert code_point_values(symbols[17:18], prior)[0] == pytest.approx(beyond[17], rel=1e-6)
