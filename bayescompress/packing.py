@@ -32,7 +32,7 @@ from .quantizers import Quantizer, make_quantizer, quantizer_class
 from .segments import SEGMENT_LATENTS, Piece
 from .sidedata import decode_side_data, encode_side_data
 from .streampack import CHUNK_LATENTS, pack_stream
-from .streamunpack import decoded_pieces, dequantized, estimated_bits, segment_layout
+from .streamunpack import MAX_SEGMENT_LATENTS, decoded_pieces, dequantized, estimated_bits, segment_layout
 from .tensorsource import PosteriorSource, from_posterior, open_posterior_source
 
 ARCHIVE_FORMAT = "bayescompress-archive"
@@ -127,6 +127,18 @@ class StreamOptions:
     workers: int | None = None
     segment_latents: int = SEGMENT_LATENTS
     keep_values: bool | None = None
+
+    def __post_init__(self):
+        bounds = (("chunk_latents", 1, MAX_LATENTS), ("segment_latents", 1, MAX_SEGMENT_LATENTS),
+                  ("workers", 1, 1 << 16))
+        for name, low, high in bounds:
+            value = getattr(self, name)
+            if name == "workers" and value is None:
+                continue
+            whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            if not whole or not low <= value <= high:
+                raise BayesCompressError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
+            setattr(self, name, int(value))
 
 
 def posterior_to_pack(

@@ -176,12 +176,26 @@ def check_side_data(posterior: PosteriorSource) -> None:
                 )
 
 
-def read_flat(dataset, start: int, stop: int) -> np.ndarray:
-    """Flat latents [start, stop) of an HDF5 dataset, reading whole rows only."""
-    shape = dataset.shape
-    if len(shape) <= 1:
-        return np.asarray(dataset[start:stop] if shape else dataset[()]).reshape(-1)[: stop - start]
+def read_flat(dataset, start: int, stop: int, prefix: tuple = ()) -> np.ndarray:
+    """Flat latents [start, stop) of an HDF5 dataset (of ``dataset[prefix]``), reading no latent
+    outside them: a partial row is read inside that row, so a tensor of a few long rows costs
+    no more memory than one of many short ones."""
+    shape = dataset.shape[len(prefix):]
+    if stop <= start:
+        return np.empty(0, dtype=dataset.dtype)
+    if not shape:
+        return np.asarray(dataset[prefix] if prefix else dataset[()]).reshape(-1)[: stop - start]
+    if len(shape) == 1:
+        return np.asarray(dataset[prefix + (slice(start, stop),)]).reshape(-1)
     row = int(np.prod(shape[1:], dtype=np.int64))
-    first, last = start // row, -(-stop // row)
-    rows = np.asarray(dataset[first:last]).reshape(-1)
-    return rows[start - first * row : stop - first * row]
+    first, last_full_end = start // row, stop // row
+    pieces = []
+    if start % row:  # the first row is partial
+        pieces.append(read_flat(dataset, start % row, min(stop, (first + 1) * row) - first * row,
+                                prefix + (first,)))
+        first += 1
+    if last_full_end > first:  # whole rows
+        pieces.append(np.asarray(dataset[prefix + (slice(first, last_full_end),)]).reshape(-1))
+    if stop % row and last_full_end >= first:  # the last row is partial
+        pieces.append(read_flat(dataset, 0, stop % row, prefix + (last_full_end,)))
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)

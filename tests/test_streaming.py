@@ -191,3 +191,27 @@ def test_the_uniform_grid_streams_too_and_its_archive_does_not_depend_on_the_chu
     for name, tensor in posterior.tensors.items():
         expected = np.rint(tensor.mean.astype(np.float64) / 0.25) * 0.25
         assert np.array_equal(values[name].astype(np.float64), expected.astype(tensor.mean.dtype))
+
+
+def test_a_flat_range_of_a_dataset_reads_no_latent_outside_it(tmp_path):
+    from bayescompress.tensorsource import read_flat
+
+    values = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    with h5py.File(tmp_path / "d.h5", "w") as h5:
+        h5["x"], h5["long"] = values, np.arange(2 * 1000, dtype=np.float32).reshape(2, 1000)
+    with h5py.File(tmp_path / "d.h5", "r") as h5:
+        flat = values.reshape(-1)
+        for start in range(0, 60, 7):
+            for stop in range(start, 61, 3):
+                assert np.array_equal(read_flat(h5["x"], start, stop), flat[start:stop])
+        piece = read_flat(h5["long"], 995, 1005)  # two partial rows of a tensor of long rows
+        assert np.array_equal(piece, np.arange(995, 1005, dtype=np.float32))
+        assert piece.base is None or piece.base.size == piece.size  # not a view into whole rows
+
+
+@pytest.mark.parametrize("options", [{"segment_latents": 0}, {"segment_latents": -5},
+                                     {"segment_latents": 1 << 41}, {"segment_latents": 64.0},
+                                     {"chunk_latents": 0}, {"workers": 0}])
+def test_stream_options_that_cannot_work_are_one_error(options):
+    with pytest.raises(BayesCompressError, match="must be a whole number"):
+        StreamOptions(**options)
