@@ -80,7 +80,7 @@ class GaussianPrior:
             n += part.size
         if peak == 0.0 or not math.isfinite(peak) or not math.isfinite(loc):
             return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0)
-        if 1e-150 < peak < 1e150:  # the sums of squares can neither overflow nor underflow
+        if 1e-150 < peak < 1e150 and n * peak * peak < 1e300:  # no sum of squares can overflow or underflow
             return cls(loc + 0.0, math.sqrt(math.fsum(squares) / n))
         rescaled = []
         for part in _prior_blocks(blocks):

@@ -167,3 +167,9 @@ def test_bad_lambda_is_rejected(lam):
 def test_bad_max_rate_is_rejected():
     with pytest.raises(BayesCompressError, match="max rate"):
         VBQQuantizer(lam=1.0, max_rate=54)
+
+
+def test_the_prior_of_many_large_means_is_their_rms_without_overflowing_the_sum_of_squares():
+    block = np.full(1 << 16, 9e149)  # 4,000 blocks: 2.6e8 latents whose squares sum past 1.8e308
+    prior = GaussianPrior.from_blocks(lambda: (block for _ in range(4000)))
+    assert prior.scale == pytest.approx(9e149, rel=1e-12)
