@@ -116,7 +116,8 @@ def _mean_of_blocks(blocks) -> float:
     that no sum overflows."""
     sums, peak, n = [], 0.0, 0
     for part in _prior_blocks(blocks):
-        sums.append(float(np.sum(part)))
+        with np.errstate(over="ignore"):  # an overflowing sum is redone below, scaled by the peak
+            sums.append(float(np.sum(part)))
         peak = max(peak, float(np.max(np.abs(part))))
         n += part.size
     if n == 0:
@@ -225,7 +226,9 @@ def code_point_values(symbols: np.ndarray, prior: Prior, quantile: str | None = 
 
     ``quantile`` overrides the prior's own quantile function (version-1 archives name ndtri).
     """
-    return prior.loc + prior.scale * standard_quantiles(symbols, quantile or prior.quantile)
+    quantiles = standard_quantiles(symbols, quantile or prior.quantile)
+    with np.errstate(over="ignore"):  # a prior near the float64 limit: inf, never a stderr line
+        return prior.loc + prior.scale * quantiles
 
 
 def checked_max_rate(value, what: str = "max rate") -> int:

@@ -465,3 +465,11 @@ def test_a_sweep_of_a_network_refuses_a_quality_option_the_network_metric_does_n
     code, err = run("sweep", tmp_path / "net.h5", "-o", tmp_path / "sweep", "--quality", "density",
                     "--methods", "vbq", "--points", "2", "--no-plot")
     assert_one_line_refusal(code, err, "quality does not take option(s) measure")
+
+
+@pytest.mark.parametrize("prior", ["tails", "auto", "t2", "rms", "fit"])
+def test_means_near_the_float64_limit_pack_without_a_warning_under_every_prior(tmp_path, prior):
+    # filterwarnings = error: a numpy overflow warning (an extra stderr line in the CLI) fails here
+    posterior = Posterior({"w": TensorPosterior(np.array([1.7e308, 1.7e308, 1e308]), np.full(3, 1e300))})
+    result = pack(posterior, tmp_path / "a.bcz", lam=0.0, prior=prior)
+    assert unpack(tmp_path / "a.bcz").tensors["w"].tobytes() == result.values["w"].tobytes()
