@@ -71,6 +71,12 @@ class GaussianPrior:
         same however the tensor is cut, as long as every piece but the last is a whole number of
         PRIOR_BLOCKs.  ``blocks`` is called once more per pass (two when fitting the loc).
         """
+        return cls.from_blocks_and_peak(blocks, fit_loc)[0]
+
+    @classmethod
+    def from_blocks_and_peak(cls, blocks, fit_loc: bool = False) -> tuple[GaussianPrior, float]:
+        """``from_blocks``, and the largest distance of a mean from the prior's loc, measured in
+        the same pass (whether the Gaussian would clip a mean, without reading the means again)."""
         loc = _mean_of_blocks(blocks) if fit_loc else 0.0
         squares, peak, n = [], 0.0, 0
         for part in _prior_blocks(blocks):
@@ -79,14 +85,14 @@ class GaussianPrior:
             squares.append(float(np.einsum("i,i->", centred, centred)))  # not BLAS: no thread pool
             n += part.size
         if peak == 0.0 or not math.isfinite(peak) or not math.isfinite(loc):
-            return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0)
+            return cls(loc + 0.0 if math.isfinite(loc) else 0.0, 1.0), peak
         if 1e-150 < peak < 1e150 and n * peak * peak < 1e300:  # no sum of squares can overflow or underflow
-            return cls(loc + 0.0, math.sqrt(math.fsum(squares) / n))
+            return cls(loc + 0.0, math.sqrt(math.fsum(squares) / n)), peak
         rescaled = []
         for part in _prior_blocks(blocks):
             centred = ((part - loc) if fit_loc else part) / peak
             rescaled.append(float(np.einsum("i,i->", centred, centred)))
-        return cls(loc + 0.0, peak * math.sqrt(math.fsum(rescaled) / n))
+        return cls(loc + 0.0, peak * math.sqrt(math.fsum(rescaled) / n)), peak
 
     def cdf(self, values: np.ndarray) -> np.ndarray:
         from scipy.special import ndtr
@@ -373,8 +379,8 @@ def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rat
 
     if kind == "t2":
         return fitted_t2()
-    gaussian = GaussianPrior.from_blocks(mean_blocks)
-    if _gaussian_clips(gaussian, mean_blocks, max_rate):
+    gaussian, farthest = GaussianPrior.from_blocks_and_peak(mean_blocks)
+    if _gaussian_clips(gaussian, farthest, max_rate):
         return fitted_t2()
     if kind == "tails":
         return gaussian
@@ -389,11 +395,9 @@ def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rat
     return t2 if costs[0] <= costs[1] else gaussian
 
 
-def _gaussian_clips(gaussian: GaussianPrior, mean_blocks, max_rate: int) -> bool:
-    """Whether some mean lies beyond the Gaussian's outermost code point (it would be clipped)."""
+def _gaussian_clips(gaussian: GaussianPrior, farthest: float, max_rate: int) -> bool:
+    """Whether a mean ``farthest`` from the loc lies beyond the Gaussian's outermost code point."""
     reach = code_point_values(np.array([(1 << max_rate) - 1]), gaussian)[0]
-    farthest = max((float(np.max(np.abs(np.asarray(block, dtype=np.float64) - gaussian.loc)))
-                    for block in mean_blocks() if np.size(block)), default=0.0)
     return farthest > reach - gaussian.loc
 
 
