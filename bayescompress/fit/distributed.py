@@ -129,8 +129,14 @@ def process_group(device_name: str = "cpu") -> Iterator[ProcessGroup]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.distributed.init_process_group(backend=backend, timeout=TIMEOUT)
+    completed = False
     try:
         yield ProcessGroup(rank=torch.distributed.get_rank(), world_size=torch.distributed.get_world_size(),
                            local_rank=local_rank, backend=backend, device=device)
+        completed = True
     finally:
+        if completed:
+            # leave together: a rank that tears its group down while rank 0 still writes the
+            # posterior can abort in gloo's teardown (SIGABRT seen once in CI on rank 1)
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
