@@ -307,7 +307,7 @@ def cmd_fit_skipgram(args) -> int:
     settings = SkipGramSettings(
         dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
         lr_decay=args.lr_decay, estimator=args.estimator, noise_contexts=args.noise_contexts,
-        pair_power=args.pair_power, threads=args.threads,
+        pair_power=args.pair_power, threads=args.threads, compile=not args.no_compile,
         prior_std=args.prior_std, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
     )
@@ -531,6 +531,9 @@ def _add_fit_skipgram(models) -> None:
                     help="pairs: positives drawn in proportion to count^this, then reweighted "
                          "(default %(default)s)")
     sg.add_argument("--threads", type=int, help="torch threads (default 1: see docs/skipgram.md)")
+    sg.add_argument("--no-compile", action="store_true",
+                    help="pairs: run the step eagerly instead of fusing it with torch.compile (which needs "
+                         "a C++ compiler; without one the fit runs eagerly anyway)")
     sg.add_argument("--lr", type=float, default=model["lr"], help="Adam learning rate (default %(default)s)")
     sg.add_argument("--lr-decay", type=float, default=model["lr_decay"],
                     help="last step's learning rate = lr x this, exponential decay (default %(default)s)")

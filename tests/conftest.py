@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 import pytest
 
 from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
+
+# tiny fits: compiling the pair step would cost more than it saves (test_fused.py compiles it once);
+# set before any fit, so the CLI and torchrun processes the tests start inherit it
+os.environ.setdefault("BAYESCOMPRESS_COMPILE", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,7 @@ from ..posterior import Posterior, TensorPosterior, Vocabulary
 from .corpus import CoOccurrences, CorpusOptions, count_corpus
 from .defaults import SKIPGRAM_DEFAULTS
 from .distributed import ProcessGroup, device_for, process_group
+from .fused import StepKernels
 from .pairs import PairSampler, lazy_adam_step, normal_pool, pair_gradients
 from .threads import torch_threads
 
@@ -65,6 +66,7 @@ class SkipGramSettings:
     checkpoint_every: int = SKIPGRAM_DEFAULTS["checkpoint_every"]
     resume: bool = False
     threads: int | None = None  # torch threads on the CPU; None: default_threads()
+    compile: bool = True  # pairs on the CPU: fuse the step's element-wise work with torch.compile if it can
 
     def __post_init__(self):
         if self.estimator not in ESTIMATORS:
@@ -370,21 +372,23 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
         sampler = PairSampler(counts, settings.negatives, settings.batch, settings.noise_contexts,
                               settings.pair_power, device)
         pool = normal_pool(settings.batch, settings.noise_contexts, settings.dim, settings.seed, device)
+        kernels = StepKernels(compile=settings.compile and device.type == "cpu")
 
         def step_gradients(rng: np.random.Generator) -> torch.Tensor:
             batch = sampler.draw(rng)
             word_normals, context_normals = sampler.normals(pool, rng, settings.dim)
             loss, gradients = pair_gradients(parameters, batch, word_normals, context_normals,
                                              settings.prior_std, sampler.unreached_words,
-                                             sampler.unreached_contexts)
+                                             sampler.unreached_contexts, kernels)
             for parameter, gradient in zip(parameters, gradients, strict=True):
                 parameter.grad = gradient
             return torch.tensor(loss)
 
         def update() -> None:
-            lazy_adam_step(optimizer)
+            lazy_adam_step(optimizer, kernels)
         pairs_per_step = sampler.batch  # positive pairs, each scored against the M shared negatives
     else:
+        kernels = None
         shard = np.arange(group.rank, counts.vocab_size, group.world_size)
         if resident is None:
             resident = resident_counts_fit(counts.vocab_size, device)
@@ -432,7 +436,7 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
         posterior.metadata = {
             "model": "bayesian-skipgram",
             "settings": {k: v for k, v in dataclasses.asdict(settings).items()
-                         if k not in ("checkpoint", "resume", "checkpoint_every", "threads")},
+                         if k not in ("checkpoint", "resume", "checkpoint_every", "threads", "compile")},
             "corpus": {**counts.source, **dataclasses.asdict(counts.options),
                        "tokens": counts.n_tokens, "documents": counts.n_documents,
                        "positive_pairs": int(counts.positive.sum())},
@@ -440,6 +444,7 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
             "final_elbo_per_pair": final_elbo / pairs,
             "elbo_estimate": "mean of the last minibatch ELBO estimates (full-data scale)",
             "torch_threads": torch.get_num_threads(),
+            "compiled_step": bool(kernels and kernels.compiled),
             "world_size": group.world_size,
             "fit_seconds": seconds,
         }

@@ -1,0 +1,124 @@
+"""Speed of one sampled-pair step: a baseline revision's pairs.py against today's, eager and compiled.
+
+The variants take turns step by step in one process (same draws, each on its own copy of the
+guide and optimizer), so a busy machine slows them alike and the ratios stay fair. Not run by CI.
+
+    python benchmarks/pair_step_speed.py data/corpora/english.txt --vocab-size 30000 --min-count 2 \\
+        --window 5 --baseline-rev 90693f5 --steps 200 --csv benchmarks/results/pair-step-speed.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyro
+import torch
+from csv_rows import append_row  # benchmarks/csv_rows.py, beside this script
+from machine import describe_machine  # benchmarks/machine.py, beside this script
+
+from bayescompress.fit import pairs
+from bayescompress.fit.corpus import CorpusOptions, count_corpus
+from bayescompress.fit.fused import StepKernels
+from bayescompress.fit.skipgram import SkipGram, SkipGramSettings, _step_seeds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def baseline_pairs_module(revision: str):
+    """bayescompress/fit/pairs.py as it was at ``revision``, imported beside today's modules."""
+    source = subprocess.run(["git", "show", f"{revision}:bayescompress/fit/pairs.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    folder = tempfile.mkdtemp()
+    path = Path(folder) / "baseline_pairs.py"
+    path.write_text(source)
+    name = "bayescompress.fit._baseline_pairs"  # inside the package, so its relative imports work
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus")
+    parser.add_argument("--vocab-size", type=int, default=30000)
+    parser.add_argument("--min-count", type=int, default=2)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--baseline-rev", required=True)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--noise-contexts", type=int, default=64)
+    parser.add_argument("--csv")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    counts = count_corpus(args.corpus, CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count,
+                                                     window=args.window), progress=False)
+    settings = SkipGramSettings(estimator="pairs", batch=args.batch, noise_contexts=args.noise_contexts)
+    cpu = torch.device("cpu")
+    baseline = baseline_pairs_module(args.baseline_rev)
+    variants = {"baseline": (baseline, None), "eager": (pairs, StepKernels(compile=False)),
+                "compiled": (pairs, StepKernels(compile=True))}
+    states = {}
+    for name, (module, _) in variants.items():
+        pyro.clear_param_store()
+        guide = SkipGram(counts.vocab_size, settings.dim, settings.prior_std).initialize(settings, cpu)
+        parameters = [p.detach().clone() for p in guide]
+        sampler = module.PairSampler(counts, settings.negatives, settings.batch, settings.noise_contexts,
+                                     settings.pair_power, cpu)
+        states[name] = (parameters, torch.optim.SparseAdam(parameters, lr=settings.lr), sampler)
+    pool = pairs.normal_pool(settings.batch, settings.noise_contexts, settings.dim, 0, cpu)
+
+    def step(name: str, index: int) -> float:
+        module, kernels = variants[name]
+        parameters, optimizer, sampler = states[name]
+        rng, _ = _step_seeds(0, 0, index)
+        batch = sampler.draw(rng)
+        word_normals, context_normals = sampler.normals(pool, rng, settings.dim)
+        extra = () if kernels is None else (kernels,)
+        loss, gradients = module.pair_gradients(parameters, batch, word_normals, context_normals,
+                                                settings.prior_std, sampler.unreached_words,
+                                                sampler.unreached_contexts, *extra)
+        for parameter, gradient in zip(parameters, gradients, strict=True):
+            parameter.grad = gradient
+        module.lazy_adam_step(optimizer, *extra)
+        return loss
+
+    began = time.perf_counter()
+    for name in variants:  # warm-up, and the compile
+        step(name, 0)
+    warmup = time.perf_counter() - began
+    seconds = dict.fromkeys(variants, 0.0)
+    cpu_seconds = dict.fromkeys(variants, 0.0)
+    for index in range(1, args.steps + 1):
+        for name in variants:
+            began, cpu_began = time.perf_counter(), time.process_time()
+            step(name, index)
+            seconds[name] += time.perf_counter() - began
+            cpu_seconds[name] += time.process_time() - cpu_began
+    machine = describe_machine(f"torch {torch.__version__}")
+    for name in variants:
+        row = {"variant": name, "baseline_rev": args.baseline_rev, "vocab": counts.vocab_size,
+               "batch": settings.batch, "noise_contexts": settings.noise_contexts, "dim": settings.dim,
+               "steps": args.steps, "compiled": name == "compiled" and variants[name][1].compiled,
+               "ms_per_step": round(1000 * seconds[name] / args.steps, 2),
+               "cpu_ms_per_step": round(1000 * cpu_seconds[name] / args.steps, 2),
+               "pairs_per_s": round(args.steps * settings.batch / seconds[name]),
+               "speedup_vs_baseline": round(seconds["baseline"] / seconds[name], 3),
+               "cpu_speedup_vs_baseline": round(cpu_seconds["baseline"] / cpu_seconds[name], 3),
+               "warmup_and_compile_s": round(warmup, 1), "load_average_1min": round(os.getloadavg()[0], 2),
+               "machine": machine}
+        print(row, flush=True)
+        if args.csv:
+            append_row(args.csv, row)
+
+
+if __name__ == "__main__":
+    main()
