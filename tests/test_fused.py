@@ -20,7 +20,8 @@ def step_arguments(seed: int = 0, vocab: int = 40, dim: int = 6, batch: int = 16
     def uniform(*shape):
         return torch.rand(*shape, generator=generator) + 0.1
 
-    tables = [0.3 * normal(vocab, dim), normal(vocab, dim) - 1.5, 0.3 * normal(vocab, dim), normal(vocab, dim) - 1.5]
+    tables = [0.3 * normal(vocab, dim), normal(vocab, dim) - 1.5]
+    tables += [0.3 * normal(vocab, dim), normal(vocab, dim) - 1.5]
     words = torch.randint(0, vocab, (batch,), generator=generator)
     contexts = torch.randint(0, vocab, (batch + noise,), generator=generator)
     return (*tables, words, contexts, normal(batch, dim), normal(batch + noise, dim), 50 * uniform(batch),

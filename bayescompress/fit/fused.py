@@ -45,7 +45,8 @@ def occurrence_gradients(locs_u: torch.Tensor, raw_u: torch.Tensor, locs_v: torc
                       - negative_weights @ F.softplus(negative_scores).sum(-1))
     # gradients of the loss with respect to each sampled vector
     word_sample_grads = negative_slopes @ noise_vectors - positive_slopes[:, None] * positive_contexts
-    context_sample_grads = torch.cat([-positive_slopes[:, None] * word_vectors, negative_slopes.T @ word_vectors])
+    context_sample_grads = torch.cat([-positive_slopes[:, None] * word_vectors,
+                                      negative_slopes.T @ word_vectors])
     word_grads, word_kl = _row_gradients(word_locs, word_raw, word_scales, word_normals, word_sample_grads,
                                          word_kl_weights, precision)
     context_grads, context_kl = _row_gradients(context_locs, context_raw, context_scales, context_normals,
@@ -92,7 +93,8 @@ class StepKernels:
             # better than shape-generic code); the rows Adam moves vary every step
             self.occurrence_gradients = self._or_eager(
                 torch.compile(occurrence_gradients, dynamic=False, fullgraph=True), occurrence_gradients)
-            self.adam_rows_ = self._or_eager(torch.compile(adam_rows_, dynamic=True, fullgraph=True), adam_rows_)
+            self.adam_rows_ = self._or_eager(torch.compile(adam_rows_, dynamic=True, fullgraph=True),
+                                             adam_rows_)
 
     def _or_eager(self, compiled, eager):
         state = {"function": compiled}

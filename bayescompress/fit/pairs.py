@@ -99,7 +99,7 @@ class PairSampler:
                          context_kl_weights=self.context_kl[contexts])
 
     def first_entries_above(self, uniforms: np.ndarray) -> np.ndarray:
-        """``searchsorted(cumulative, uniforms, side="right")`` clipped to the last entry, via the guide table."""
+        """searchsorted(cumulative, uniforms, side="right") clipped to the last entry, via the guide table."""
         last = len(self.cumulative) - 1
         slots = (uniforms * (self.guide_slots / max(self.proposal_total, 1e-300))).astype(np.int64)
         # one slot early: rounding can never start a draw past its answer
@@ -209,7 +209,8 @@ def pair_gradients(parameters: list[torch.Tensor], batch: PairBatch, word_normal
     return loss, [locs_u_grad, raw_u_grad, locs_v_grad, raw_v_grad]
 
 
-def _rows_summed(ids: torch.Tensor, grads: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+def _rows_summed(ids: torch.Tensor, grads: torch.Tensor,
+                 shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-occurrence (locs | raw) gradients summed per distinct id, as two coalesced sparse tensors."""
     unique, inverse = torch.unique(ids, sorted=True, return_inverse=True)
     dim = shape[1]
