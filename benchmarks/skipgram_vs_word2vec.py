@@ -94,6 +94,8 @@ def main() -> None:
             continue
         flag = f"--{field.name.replace('_', '-')}"
         kind = type(field.default) if field.default is not None else int
+        if kind is bool:
+            kind = lambda text: text in ("1", "true", "True")  # noqa: E731
         parser.add_argument(flag, type=kind, default=field.default)
     args = parser.parse_args()
     options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window)

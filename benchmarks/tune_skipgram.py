@@ -35,7 +35,10 @@ def parse_setting(text: str) -> tuple[str, dict]:
     for assignment in filter(None, assignments.split(",")):
         key, _, value = assignment.partition("=")
         kind = type(FIELDS[key].default) if FIELDS[key].default is not None else int
-        values[key] = value if kind is str else kind(value)
+        if kind is bool:
+            values[key] = value in ("1", "true", "True")
+        else:
+            values[key] = value if kind is str else kind(value)
     return name, values
 
 

@@ -66,8 +66,8 @@ def exact_terms(counts: CoOccurrences, guide: list[torch.Tensor], word_normals: 
     return log_likelihood * pairs, kl
 
 
-@pytest.mark.parametrize("power", [0.75, 1.0, 0.0])
-def test_the_mean_of_many_sampled_pair_estimates_is_the_exact_full_data_elbo(power):
+@pytest.mark.parametrize("power, stratified", [(0.75, False), (1.0, False), (0.0, False), (0.75, True)])
+def test_the_mean_of_many_sampled_pair_estimates_is_the_exact_full_data_elbo(power, stratified):
     """Same noise per row in both, so the only randomness left is which pairs are drawn; the
     log-likelihood and the KL are each checked, and the loss is their difference."""
     counts = heavy_tailed_counts()
@@ -76,7 +76,8 @@ def test_the_mean_of_many_sampled_pair_estimates_is_the_exact_full_data_elbo(pow
     word_normals, context_normals = rng.standard_normal((2, VOCAB, DIM))
     exact = exact_terms(counts, guide, word_normals, context_normals)
 
-    sampler = PairSampler(counts, NEGATIVES, batch=8, noise_contexts=4, power=power, device=CPU)
+    sampler = PairSampler(counts, NEGATIVES, batch=8, noise_contexts=4, power=power, device=CPU,
+                          stratified=stratified)
     assert sampler.unreached_words.tolist() == [VOCAB - 1]  # its KL is charged in full every step
     word_normals_t = torch.tensor(word_normals, dtype=torch.float32)
     context_normals_t = torch.tensor(context_normals, dtype=torch.float32)

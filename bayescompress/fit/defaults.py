@@ -22,6 +22,7 @@ SKIPGRAM_DEFAULTS = {
     "batch": {"pairs": 4096, "dense": 1000},  # pairs: positive pairs per step; dense: block side
     "noise_contexts": 64,
     "pair_power": 0.75,
+    "stratified": False,
     "lr": 0.05,
     "lr_decay": 0.05,
     "prior_std": 0.5,

@@ -55,6 +55,7 @@ class SkipGramSettings:
     batch: int | None = None  # pairs: positive pairs per step; dense: block side. Default per estimator
     noise_contexts: int = SKIPGRAM_DEFAULTS["noise_contexts"]  # pairs: M negatives shared by the batch
     pair_power: float = SKIPGRAM_DEFAULTS["pair_power"]  # pairs: positives drawn in proportion to n^power
+    stratified: bool = SKIPGRAM_DEFAULTS["stratified"]  # pairs: one positive per 1/B slice of the proposal
     lr: float = SKIPGRAM_DEFAULTS["lr"]
     lr_decay: float = SKIPGRAM_DEFAULTS["lr_decay"]  # the last step's learning rate is lr * lr_decay
     prior_std: float = SKIPGRAM_DEFAULTS["prior_std"]
@@ -370,7 +371,7 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
     pairs = max(float(counts.positive.sum() + negative_rows.sum()), 1.0)  # per-pair figures
     if settings.estimator == "pairs":
         sampler = PairSampler(counts, settings.negatives, settings.batch, settings.noise_contexts,
-                              settings.pair_power, device)
+                              settings.pair_power, device, stratified=settings.stratified)
         pool = normal_pool(settings.batch, settings.noise_contexts, settings.dim, settings.seed, device)
         kernels = StepKernels(compile=settings.compile and device.type == "cpu")
 
