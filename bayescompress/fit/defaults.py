@@ -20,7 +20,7 @@ SKIPGRAM_DEFAULTS = {
     "dense_max_vocab": 30000,  # auto: dense blocks up to this vocabulary size (measured), sampled pairs above
     "steps": {"pairs": 12000, "dense": 2000},  # per estimator; pairs: 0.5 passes over n+ at V = 30k, window 5
     "batch": {"pairs": 4096, "dense": 1000},  # pairs: positive pairs per step; dense: block side
-    "noise_contexts": 64,
+    "noise_contexts": 256,  # measured at V = 30k: 4x the negatives of 64 for 1.3x the step, 2.6x the Hits@10
     "pair_power": 0.75,
     "stratified": False,
     "lr": 0.05,
