@@ -8,28 +8,37 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLUMNS = ("vocab", "model", "budget", "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "gensim_top1",
+COLUMNS = ("source", "vocab", "model", "budget",
+           "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "gensim_top1",
            "wordsim353_spearman", "questions", "spearman_log_count_log_std", "share_at_initial_std",
-           "estimator", "batch", "lr", "torch_threads", "machine")
+           "estimator", "batch", "noise_contexts", "lr", "compiled_step", "torch_threads", "machine")
 
 
 def rows_of(entries: list[dict]) -> list[dict]:
-    """One flat row per run, ours by steps and word2vec by epochs."""
+    """One flat row per run, ours by steps (and negatives M) and word2vec by epochs."""
     rows = []
     for entry in entries:
+        source = entry.get("source", "")
         ours = entry["model"] == "ours"
         figures = entry["U"]
         settings = entry.get("settings", {})
         stds = entry.get("stds_U", {})
+        if not ours:
+            budget = f"{entry['epochs']} epochs"
+        else:
+            budget = f"{settings['steps']} steps"
+            if settings.get("estimator") == "pairs":
+                budget += f", M {settings.get('noise_contexts')}"
         rows.append({
-            "vocab": entry["vocab"], "model": "ours (U means)" if ours else "word2vec sg",
-            "budget": f"{settings['steps']} steps" if ours else f"{entry['epochs']} epochs",
+            "source": source, "vocab": entry["vocab"], "model": "ours (U means)" if ours else "word2vec sg",
+            "budget": budget,
             "seconds": round(entry["seconds"], 1), "cpu_seconds": round(entry["cpu_seconds"], 1),
             "peak_rss_mib": round(entry["peak_rss_mib"]), "hits_at_10": round(figures["hits_at_10"], 4),
             "gensim_top1": round(figures["gensim_top1"], 4),
@@ -37,7 +46,8 @@ def rows_of(entries: list[dict]) -> list[dict]:
             "spearman_log_count_log_std": stds.get("spearman_log_count_log_std", ""),
             "share_at_initial_std": stds.get("share_at_initial_std", ""),
             "estimator": settings.get("estimator", ""), "batch": settings.get("batch", ""),
-            "lr": settings.get("lr", ""),
+            "noise_contexts": settings.get("noise_contexts", "") if ours else "",
+            "lr": settings.get("lr", ""), "compiled_step": entry.get("compiled_step", ""),
             "torch_threads": entry.get("torch_threads", entry.get("workers", "")),
             "machine": entry["machine"],
         })
@@ -50,16 +60,22 @@ def main() -> None:
                         help="JSON-lines files written by skipgram_vs_word2vec.py --json")
     parser.add_argument("--csv", required=True)
     parser.add_argument("--png", required=True)
+    parser.add_argument("--plot-only", nargs="*", default=None,
+                        help="plot only the rows of these results files (the CSV has every file's rows)")
     args = parser.parse_args()
     entries = []
     for path in args.results:
         with open(path) as handle:
-            entries += [json.loads(line) for line in handle if line.strip()]
+            entries += [{**json.loads(line), "source": os.path.basename(path)}
+                        for line in handle if line.strip()]
     rows = rows_of(entries)
     with open(args.csv, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    if args.plot_only is not None:
+        plotted = {os.path.basename(path) for path in args.plot_only}
+        rows = [row for row in rows if row["source"] in plotted]
     vocabularies = sorted({row["vocab"] for row in rows})
     figure, axes = plt.subplots(2, len(vocabularies), figsize=(5.5 * len(vocabularies), 7.5), squeeze=False)
     for column, vocab in enumerate(vocabularies):

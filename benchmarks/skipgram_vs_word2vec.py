@@ -120,6 +120,7 @@ def main() -> None:
             record(args.json, {**common, "model": "ours", "settings": dataclasses.asdict(settings.resolved(
                                counts.vocab_size)),
                                "torch_threads": fit.posterior.metadata["torch_threads"],
+                               "compiled_step": fit.posterior.metadata.get("compiled_step"),
                                "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak_rss_mib(),
                                "final_elbo_per_pair": fit.posterior.metadata["final_elbo_per_pair"],
                                "U": scores(counts.words, means_u),
