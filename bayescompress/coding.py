@@ -182,10 +182,27 @@ class FrequencyTable:
         return cls.from_counts(*symbol_counts(symbols))
 
     @classmethod
-    def from_counts(cls, unique: np.ndarray, counts: np.ndarray) -> FrequencyTable:
-        """``fit`` given the distinct symbols (sorted) and their counts."""
+    def from_counts(cls, unique: np.ndarray, counts: np.ndarray, compact: bool = True) -> FrequencyTable:
+        """``fit`` given the distinct symbols (sorted) and their counts: of the splits
+        ``_candidate_splits`` proposes, the one whose table (serialized ``compact`` or not) plus
+        stream costs the fewest bits (``file_bits``)."""
         signed = bool(unique.size and unique[0] < 0)
-        escaped = _choose_escapes(unique, counts, signed)
+        best, best_bits = None, np.inf
+        for escaped in _candidate_splits(unique, counts, signed):
+            table = cls.split(unique, counts, signed, escaped)
+            bits = table.file_bits(compact)
+            if bits < best_bits:
+                best, best_bits = table, bits
+        return best
+
+    def file_bits(self, compact: bool = True) -> float:
+        """Bits this table costs in the file: its bytes, plus the stream's ideal bits under it."""
+        return 8.0 * len(self.to_bytes(compact)) + self.ideal_bits()
+
+    @classmethod
+    def split(cls, unique: np.ndarray, counts: np.ndarray, signed: bool,
+              escaped: np.ndarray) -> FrequencyTable:
+        """The table that keeps the symbols not ``escaped`` and escapes the others."""
         table = cls(unique[~escaped], counts[~escaped], signed)
         if escaped.any():
             table.escape_count = int(counts[escaped].sum())
@@ -195,8 +212,30 @@ class FrequencyTable:
             table.length_counts = bins[table.lengths]
         return table
 
-    def to_bytes(self) -> bytes:
-        """Serialize: flags, symbol count, first symbol and gaps, counts, escape lengths."""
+    def to_bytes(self, compact: bool = False) -> bytes:
+        """Serialize: flags, symbol count, first symbol and gaps, counts, escape lengths.
+
+        ``compact`` (format version 4): the flags say whether there are escapes, and the last
+        count of the symbols (or the escapes) and of the escape lengths is left out: the reader
+        knows the total (``from_bytes``'s ``total``).
+        """
+        if not compact:
+            return self._legacy_bytes()
+        escaped = self.escape_count > 0
+        parts = [bytes([(1 if self.signed else 0) | (2 if escaped else 0)]),
+                 encode_varints(np.array([self.symbols.size]))]
+        if self.symbols.size:
+            first = _raw_codes(self.symbols[:1], self.signed)
+            with np.errstate(over="ignore"):  # differences wrap in int64 but are exact as uint64
+                gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
+            parts += [encode_varints(first), encode_varints(gaps),
+                      encode_varints(self.counts if escaped else self.counts[:-1])]
+        if escaped:
+            parts += [encode_varints(np.array([self.lengths.size])), encode_varints(self.lengths),
+                      encode_varints(self.length_counts[:-1])]
+        return b"".join(parts)
+
+    def _legacy_bytes(self) -> bytes:
         parts = [bytes([1 if self.signed else 0]), encode_varints(np.array([self.symbols.size]))]
         if self.symbols.size:
             first = _raw_codes(self.symbols[:1], self.signed)
@@ -211,44 +250,66 @@ class FrequencyTable:
         return b"".join(parts)
 
     @classmethod
-    def from_bytes(cls, buffer: bytes | memoryview, offset: int = 0) -> tuple[FrequencyTable, int]:
-        """Parse one table at ``offset``; return it and the offset just after it."""
+    def from_bytes(cls, buffer: bytes | memoryview, offset: int = 0,
+                   total: int | None = None) -> tuple[FrequencyTable, int]:
+        """Parse one table at ``offset``; return it and the offset just after it.
+
+        With ``total`` (the symbols it covers) the table is in the compact form of version 4.
+        """
         if offset >= len(buffer):
             raise BayesCompressError("frequency table is truncated")
         flags = buffer[offset]
-        if flags not in (0, 1):
+        if flags not in ((0, 1, 2, 3) if total is not None else (0, 1)):
             raise BayesCompressError("frequency table has unknown flags")
-        signed = flags == 1
+        signed = bool(flags & 1)
+        escaped = bool(flags & 2)
         n, offset = read_varint(buffer, offset + 1)
         if n > MAX_TABLE_SYMBOLS:
             raise BayesCompressError("frequency table is larger than any writer produces")
+        if total is not None and not 0 <= total < 1 << 40:
+            raise BayesCompressError("frequency table covers too many symbols")
+        implied = total is not None and not escaped
         symbols = np.zeros(0, dtype=np.int64)
         counts = np.zeros(0, dtype=np.int64)
         if n:
             first, offset = decode_varints(buffer, 1, offset)
             gaps, offset = decode_varints(buffer, n - 1, offset)
-            raw_counts, offset = decode_varints(buffer, n, offset)
+            raw_counts, offset = decode_varints(buffer, n - 1 if implied else n, offset)
             start = unzigzag(first) if signed else first.view(np.int64)
             with np.errstate(over="ignore"):  # uint64 wraps; an overflow shows as a decrease below
                 steps = np.cumsum(gaps + np.uint64(1), dtype=np.uint64)
                 symbols = np.concatenate((start, (start.view(np.uint64) + steps).view(np.int64)))
             if not np.all(symbols[1:] > symbols[:-1]):
                 raise BayesCompressError("frequency table symbols are out of range")
-            counts = raw_counts.astype(np.int64)
-            if counts.min() < 1 or raw_counts.max() >= np.uint64(1 << 40):
+            if raw_counts.size and raw_counts.max() >= np.uint64(1 << 40):
                 raise BayesCompressError("frequency table counts are out of range")
-        escape_count, offset = read_varint(buffer, offset)
+            counts = raw_counts.astype(np.int64)
+            if implied:
+                counts = np.append(counts, total - int(counts.sum()))
+            if counts.min() < 1:
+                raise BayesCompressError("frequency table counts are out of range")
+        if total is None:
+            escape_count, offset = read_varint(buffer, offset)
+        else:
+            escape_count = total - int(counts.sum())
+            if escape_count < 0 or escaped != (escape_count > 0):
+                raise BayesCompressError("frequency table counts do not add up to its piece")
         table = cls(symbols, counts, signed, escape_count)
         if escape_count:
             n_lengths, offset = read_varint(buffer, offset)
             if not 1 <= n_lengths <= 65:
                 raise BayesCompressError("frequency table escape lengths are out of range")
             lengths, offset = decode_varints(buffer, n_lengths, offset)
-            length_counts, offset = decode_varints(buffer, n_lengths, offset)
+            length_counts, offset = decode_varints(buffer, n_lengths - (total is not None), offset)
             if lengths.max() > 64 or np.any(np.diff(lengths.astype(np.int64)) <= 0):
                 raise BayesCompressError("frequency table escape lengths are out of range")
+            if length_counts.size and length_counts.max() >= np.uint64(1 << 40):
+                raise BayesCompressError("frequency table escape counts do not add up")
             table.lengths = lengths.astype(np.int64)
             table.length_counts = length_counts.astype(np.int64)
+            if total is not None:
+                last = escape_count - int(table.length_counts.sum())
+                table.length_counts = np.append(table.length_counts, last)
             if table.length_counts.sum() != escape_count or table.length_counts.min() < 1:
                 raise BayesCompressError("frequency table escape counts do not add up")
         return table, offset
@@ -330,28 +391,62 @@ def _bit_lengths(codes: np.ndarray) -> np.ndarray:
     return lengths + (remaining > 0)
 
 
-def _choose_escapes(unique: np.ndarray, counts: np.ndarray, signed: bool) -> np.ndarray:
-    """Escape the symbols whose table entry costs more than sending them raw (estimated bits)."""
+def _candidate_splits(unique: np.ndarray, counts: np.ndarray, signed: bool) -> list[np.ndarray]:
+    """Which symbols to escape (masks): none, all, and the split that minimizes the estimated
+    file bits, twice (entry gaps guessed as one byte, then measured on the first split's table).
+
+    Sent as escapes, the symbols whose raw code has L bits cost log2(N / n_L) + L - 1 bits each
+    (n_L: the escaped occurrences of that length, coded with the length table), so lengths are
+    independent choices: in each, keep the k most frequent symbols, for the k that costs least.
+    """
     n = unique.size
-    escaped = np.zeros(n, dtype=bool)
     if n <= 1:
-        return escaped
+        return [np.zeros(n, dtype=bool)]
+    lengths = _bit_lengths(_raw_codes(unique, signed))
+    splits = [np.ones(n, dtype=bool)]
+    if n <= MAX_TABLE_SYMBOLS:
+        splits.append(np.zeros(n, dtype=bool))
+    gap_bytes = np.ones(n, dtype=np.int64)
+    for _ in range(2):
+        escaped = _cheapest_split(counts, lengths, 8.0 * (gap_bytes + varint_sizes(counts)))
+        splits.append(escaped)
+        kept = np.flatnonzero(~escaped)
+        if kept.size == 0:
+            break
+        # the gap each symbol would have in that table: to the kept symbol before it
+        before = np.searchsorted(kept, np.arange(n), side="left") - 1
+        with np.errstate(over="ignore"):
+            gaps = (unique - unique[kept[np.maximum(before, 0)]]).astype(np.uint64) - np.uint64(1)
+        gap_bytes = np.where(before >= 0, varint_sizes(gaps), varint_sizes(_raw_codes(unique, signed)))
+    return splits
+
+
+def _cheapest_split(counts: np.ndarray, lengths: np.ndarray, entry_bits: np.ndarray) -> np.ndarray:
+    """Escape mask minimizing the estimated bits: per raw code length L, the k most frequent
+    symbols kept (each c log2(N/c) bits in the stream + its entry), the rest R occurrences
+    escaped (R log2(N/R) + R (L - 1) bits + about two bytes in the length list)."""
+    n = counts.size
     total = float(counts.sum())
-    codes = _raw_codes(unique, signed)
-    raw_bits = np.maximum(_bit_lengths(codes) - 1, 0) + 3.0  # payload + about 3 bits of length
-    gaps = np.diff(unique, prepend=unique[0]).astype(np.uint64)
-    entry_bits = 8.0 * (varint_sizes(gaps) + varint_sizes(counts.astype(np.uint64)))
-    keep_bits = entry_bits + counts * np.log2(total / counts)
-    # escaping first the symbols with the most to gain, try every prefix and keep the best
-    advantage = keep_bits - counts * raw_bits
-    order = np.argsort(-advantage, kind="stable")
-    escaped_counts = np.cumsum(counts[order])
-    escaped_costs = np.cumsum((counts * raw_bits - keep_bits)[order])
-    costs = escaped_costs + escaped_counts * np.log2(total / escaped_counts) + 16.0
-    costs = np.concatenate(([0.0], costs))
-    min_escapes = max(0, n - MAX_TABLE_SYMBOLS)
-    best = min_escapes + int(np.argmin(costs[min_escapes:]))
-    escaped[order[:best]] = True
+    escaped = np.ones(n, dtype=bool)
+    order = np.lexsort((np.arange(n), -counts, lengths))
+    sorted_lengths = lengths[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_lengths[1:] != sorted_lengths[:-1])))
+    stops = np.append(starts[1:], n)
+    for start, stop in zip(starts, stops, strict=True):  # at most 65 lengths
+        members = order[start:stop]
+        member_counts = counts[members].astype(np.float64)
+        keep_bits = np.cumsum(member_counts * np.log2(total / member_counts) + entry_bits[members])
+        rest = member_counts.sum() - np.concatenate(([0.0], np.cumsum(member_counts)))
+        payload_bits = max(int(sorted_lengths[start]) - 1, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest_bits = np.where(rest > 0, rest * (np.log2(total / rest) + payload_bits) + 16.0, 0.0)
+        costs = np.concatenate(([0.0], keep_bits)) + rest_bits
+        kept = int(np.argmin(costs))
+        escaped[members[:kept]] = False
+    kept = np.flatnonzero(~escaped)
+    if kept.size > MAX_TABLE_SYMBOLS:  # a huge segment: the rarest kept symbols go back to escapes
+        rarest = kept[np.lexsort((kept, counts[kept]))[: kept.size - MAX_TABLE_SYMBOLS]]
+        escaped[rarest] = True
     return escaped
 
 

@@ -38,7 +38,8 @@ def main() -> int:
         for lam in (0.05, 0.5, 5.0):
             prior, symbols = prior_and_symbols(means, stds, lam, "auto")
             table = FrequencyTable.fit(symbols)
-            table_bytes, stream_bytes = len(table.to_bytes()), len(encode_stream([(symbols, table)]))
+            table_bytes = len(table.to_bytes(compact=True))
+            stream_bytes = len(encode_stream([(symbols, table)]))
             entropy, alphabet = empirical_entropy_bits(symbols), alphabet_bits(symbols)
             total = 8.0 * (table_bytes + stream_bytes)
             print(f"{name},{lam},{prior.family},{np.unique(symbols).size},{table.symbols.size},"

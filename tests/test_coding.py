@@ -17,6 +17,7 @@ from bayescompress.coding import (
     encode_stream,
     encode_varints,
     fixed_point_probabilities,
+    symbol_counts,
     unzigzag,
     zigzag,
 )
@@ -60,13 +61,58 @@ def test_stream_is_within_half_a_percent_of_the_empirical_entropy():
     assert 8 * len(stream) <= 1.005 * empirical_entropy_bits(symbols)
 
 
-def test_rare_symbols_are_escaped_and_frequent_ones_are_kept():
+def test_rare_symbols_are_escaped_and_frequent_uneven_ones_are_kept():
     rng = np.random.default_rng(2)
-    common = rng.integers(0, 4, 100_000)
-    rare = rng.integers(10**6, 10**9, 30)
+    common = rng.choice([4, 5, 6], 100_000, p=[0.8, 0.15, 0.05])  # raw codes of 3 bits, far from uniform
+    rare = rng.integers(2**29, 2**30, 30)  # 30-bit codes: 41 bits each as escapes, 57 as entries
     table = FrequencyTable.fit(np.concatenate([common, rare]))
-    assert table.symbols.tolist() == [0, 1, 2, 3]
+    assert table.symbols.tolist() == [4, 5, 6]
     assert table.escape_count == 30
+
+
+def test_symbols_as_cheap_as_escapes_are_escaped_rather_than_listed():
+    # uniform within each raw code length: escapes code them as well as a table, without the table
+    symbols = np.random.default_rng(2).integers(8, 16, 100_000)
+    table = FrequencyTable.fit(symbols)
+    assert table.symbols.size == 0 and len(table.to_bytes(compact=True)) <= 4
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_chosen_table_never_costs_more_than_all_entries_or_all_escapes(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(10, 30_000))
+    kind = seed % 4
+    if kind == 0:
+        symbols = rng.geometric(rng.uniform(0.01, 0.9), size)
+    elif kind == 1:
+        symbols = np.round(rng.standard_t(2, size) * 10 ** rng.uniform(0, 4)).astype(np.int64)
+    elif kind == 2:
+        symbols = rng.integers(1, 2 ** int(rng.integers(2, 40)), size)
+    else:
+        symbols = np.concatenate([rng.integers(0, 5, size), rng.integers(-(10**12), 10**12, size // 50 + 1)])
+    unique, counts = symbol_counts(symbols)
+    chosen = FrequencyTable.from_counts(unique, counts)
+    signed = bool(unique[0] < 0)
+    for escaped in (np.zeros(unique.size, bool), np.ones(unique.size, bool)):
+        other = FrequencyTable.split(unique, counts, signed, escaped)
+        assert chosen.file_bits() <= other.file_bits()
+        real = len(chosen.to_bytes(True)) + len(encode_stream([(symbols, chosen)]))
+        assert real <= len(other.to_bytes(True)) + len(encode_stream([(symbols, other)])) + 8
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compact_tables_round_trip_given_the_count_they_cover_and_leave_the_last_count_out(seed):
+    rng = np.random.default_rng(seed)
+    symbols = np.concatenate([rng.geometric(0.3, 5000), rng.integers(-(10**9), 10**9, 40 * (seed % 2))])
+    table = FrequencyTable.fit(symbols)
+    compact = table.to_bytes(compact=True)
+    parsed, end = FrequencyTable.from_bytes(compact + b"\xff", 0, symbols.size)
+    assert end == len(compact) and len(compact) < len(table.to_bytes())
+    assert parsed.symbols.tolist() == table.symbols.tolist()
+    assert parsed.counts.tolist() == table.counts.tolist()
+    assert parsed.escape_count == table.escape_count
+    with pytest.raises(BayesCompressError, match="do not add up|out of range"):
+        FrequencyTable.from_bytes(compact, 0, int(table.counts[:-1].sum()) if table.escape_count == 0 else 0)
 
 
 def test_table_is_a_small_fraction_of_a_one_bit_per_dim_vbq_archive():
