@@ -39,7 +39,7 @@ FIRST_PREVIOUS = "bayescompress "  # what the first string may share a prefix wi
 EXPANSION = 64  # decoded characters and items: at most 1 MiB + this many times the encoded size
 
 (NULL, FALSE, TRUE, UINT, NEGINT, BIGINT, FLOAT64, FLOAT32, FLOAT_INT, STRING, STRING_PREFIXED, RECORDS,
- HEX64, HEX32, HEX_INT, LIST, DICT, FLOAT64_LIST, FLOAT32_LIST, INT_LIST) = range(20)
+ HEX64, HEX32, HEX_INT, LIST, DICT, FLOAT64_LIST, FLOAT32_LIST, INT_LIST, UINT32) = range(21)
 _F64, _F32 = struct.Struct("<d"), struct.Struct("<f")
 _INT64 = 1 << 63
 
@@ -110,7 +110,10 @@ class _Encoder:
         elif value is True or value is False:
             out.append(TRUE if value else FALSE)
         elif isinstance(value, int):
-            if 0 <= value < 1 << 64:
+            if 1 << 28 <= value < 1 << 32:  # checksums: 4 bytes, not a 5-byte varint
+                out.append(UINT32)
+                out += value.to_bytes(4, "little")
+            elif 0 <= value < 1 << 64:
                 out.append(UINT)
                 _varint(out, value)
             elif -(1 << 64) <= value < 0:
@@ -299,6 +302,8 @@ class _Decoder:
             return self.varint()
         if tag == NEGINT:
             return -1 - self.varint()
+        if tag == UINT32:
+            return int.from_bytes(self.take(4), "little")
         if tag == BIGINT:
             body = self.take(self.count(1))
             if not body or len(body) > 4300 or not body.lstrip(b"-").isdigit():

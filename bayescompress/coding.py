@@ -16,6 +16,7 @@ from .errors import BayesCompressError
 
 PRECISION = 24  # constriction's Categorical works on 24-bit fixed-point probabilities
 MAX_TABLE_SYMBOLS = 1 << 20
+MAX_TOP_BITS = 8  # leading payload bits of an escape that a compact table may model (2^8 counts)
 _CHUNK_BITS = 8
 # stated in every archive header; docs/archive-format.md spells each field out
 CODER_SPEC = {
@@ -167,6 +168,8 @@ class FrequencyTable:
     escape_count: int = 0
     lengths: np.ndarray | None = None
     length_counts: np.ndarray | None = None
+    top_bits: np.ndarray | None = None  # per escape length: leading payload bits coded with top_counts
+    top_counts: list[np.ndarray] | None = None  # per length with top bits: 2^b counts (zeros allowed)
 
     @property
     def total(self) -> int:
@@ -177,9 +180,9 @@ class FrequencyTable:
         return self.symbols.size + (1 if self.escape_count else 0)
 
     @classmethod
-    def fit(cls, symbols: np.ndarray) -> FrequencyTable:
+    def fit(cls, symbols: np.ndarray, compact: bool = True) -> FrequencyTable:
         """Choose the cheapest split into table symbols and escapes for these symbols."""
-        return cls.from_counts(*symbol_counts(symbols))
+        return cls.from_counts(*symbol_counts(symbols), compact)
 
     @classmethod
     def from_counts(cls, unique: np.ndarray, counts: np.ndarray, compact: bool = True) -> FrequencyTable:
@@ -190,10 +193,40 @@ class FrequencyTable:
         best, best_bits = None, np.inf
         for escaped in _candidate_splits(unique, counts, signed):
             table = cls.split(unique, counts, signed, escaped)
+            if compact and escaped.any():
+                table.model_top_bits(unique[escaped], counts[escaped])
             bits = table.file_bits(compact)
             if bits < best_bits:
                 best, best_bits = table, bits
         return best
+
+    def model_top_bits(self, escaped: np.ndarray, escaped_counts: np.ndarray) -> None:
+        """For each escape length L, code the b leading payload bits (0 <= b <= MAX_TOP_BITS, L - 1)
+        with a histogram of their 2^b values when that saves more bits than the histogram costs:
+        escapes are uniform within a length only when the symbols are (compact tables only)."""
+        codes = _raw_codes(escaped, self.signed)
+        lengths = _bit_lengths(codes)
+        top_bits = np.zeros(self.lengths.size, dtype=np.int64)
+        histograms = []
+        for index, length in enumerate(self.lengths.tolist()):  # at most 65 lengths
+            members = lengths == length
+            payload = (codes[members] & ((np.uint64(1) << np.uint64(max(length - 1, 0))) - np.uint64(1))
+                       if length > 1 else codes[members])
+            weights, total = escaped_counts[members], int(self.length_counts[index])
+            best, best_bits, best_counts = 0, 0.0, None
+            for bits in range(1, min(MAX_TOP_BITS, length - 1) + 1):
+                tops = (payload >> np.uint64(length - 1 - bits)).astype(np.int64)
+                histogram = np.bincount(tops, weights=weights, minlength=1 << bits).astype(np.int64)
+                present = histogram[histogram > 0]
+                saved = total * bits - float(np.sum(present * np.log2(total / present)))
+                saved -= 8.0 * float(varint_sizes(histogram[:-1].astype(np.uint64)).sum())
+                if saved > best_bits:
+                    best, best_bits, best_counts = bits, saved, histogram
+            top_bits[index] = best
+            if best:
+                histograms.append(best_counts)
+        if histograms:
+            self.top_bits, self.top_counts = top_bits, histograms
 
     def file_bits(self, compact: bool = True) -> float:
         """Bits this table costs in the file: its bytes, plus the stream's ideal bits under it."""
@@ -212,17 +245,19 @@ class FrequencyTable:
             table.length_counts = bins[table.lengths]
         return table
 
-    def to_bytes(self, compact: bool = False) -> bytes:
+    def to_bytes(self, compact: bool = True) -> bytes:
         """Serialize: flags, symbol count, first symbol and gaps, counts, escape lengths.
 
-        ``compact`` (format version 4): the flags say whether there are escapes, and the last
-        count of the symbols (or the escapes) and of the escape lengths is left out: the reader
-        knows the total (``from_bytes``'s ``total``).
+        ``compact`` (format version 4): the flags say whether there are escapes and whether
+        their top bits are modeled, and the last count of the symbols (or the escapes) and of the
+        escape lengths is left out: the reader knows the total (``from_bytes``'s ``total``).
+        Else the form of versions 1-3.
         """
         if not compact:
             return self._legacy_bytes()
         escaped = self.escape_count > 0
-        parts = [bytes([(1 if self.signed else 0) | (2 if escaped else 0)]),
+        topped = escaped and self.top_bits is not None
+        parts = [bytes([(1 if self.signed else 0) | (2 if escaped else 0) | (4 if topped else 0)]),
                  encode_varints(np.array([self.symbols.size]))]
         if self.symbols.size:
             first = _raw_codes(self.symbols[:1], self.signed)
@@ -233,9 +268,14 @@ class FrequencyTable:
         if escaped:
             parts += [encode_varints(np.array([self.lengths.size])), encode_varints(self.lengths),
                       encode_varints(self.length_counts[:-1])]
+        if topped:
+            parts.append(encode_varints(self.top_bits))
+            parts += [encode_varints(histogram[:-1]) for histogram in self.top_counts]
         return b"".join(parts)
 
     def _legacy_bytes(self) -> bytes:
+        if self.top_bits is not None:
+            raise BayesCompressError("internal: escape top bits need the compact table form")
         parts = [bytes([1 if self.signed else 0]), encode_varints(np.array([self.symbols.size]))]
         if self.symbols.size:
             first = _raw_codes(self.symbols[:1], self.signed)
@@ -259,10 +299,11 @@ class FrequencyTable:
         if offset >= len(buffer):
             raise BayesCompressError("frequency table is truncated")
         flags = buffer[offset]
-        if flags not in ((0, 1, 2, 3) if total is not None else (0, 1)):
+        if flags not in (range(8) if total is not None else (0, 1)) or flags & 6 == 4:
             raise BayesCompressError("frequency table has unknown flags")
         signed = bool(flags & 1)
         escaped = bool(flags & 2)
+        topped = bool(flags & 4)
         n, offset = read_varint(buffer, offset + 1)
         if n > MAX_TABLE_SYMBOLS:
             raise BayesCompressError("frequency table is larger than any writer produces")
@@ -312,7 +353,29 @@ class FrequencyTable:
                 table.length_counts = np.append(table.length_counts, last)
             if table.length_counts.sum() != escape_count or table.length_counts.min() < 1:
                 raise BayesCompressError("frequency table escape counts do not add up")
+            if topped:
+                offset = table._read_top_bits(buffer, offset)
         return table, offset
+
+    def _read_top_bits(self, buffer, offset: int) -> int:
+        """Parse the top-bit histograms of a compact table's escape lengths; the offset after."""
+        top_bits, offset = decode_varints(buffer, self.lengths.size, offset)
+        top_bits = top_bits.astype(np.int64) if top_bits.max() <= MAX_TOP_BITS else None
+        if top_bits is None or np.any(top_bits > np.maximum(self.lengths - 1, 0)) or not top_bits.any():
+            raise BayesCompressError("frequency table escape top bits are out of range")
+        histograms = []
+        for bits, total in zip(top_bits.tolist(), self.length_counts.tolist(), strict=True):
+            if bits:
+                counts, offset = decode_varints(buffer, (1 << bits) - 1, offset)
+                if counts.size and counts.max() >= np.uint64(1 << 40):
+                    raise BayesCompressError("frequency table escape top counts do not add up")
+                counts = counts.astype(np.int64)
+                counts = np.append(counts, total - int(counts.sum()))
+                if counts[-1] < 0:
+                    raise BayesCompressError("frequency table escape top counts do not add up")
+                histograms.append(counts)
+        self.top_bits, self.top_counts = top_bits, histograms
+        return offset
 
     def model_probabilities(self) -> np.ndarray:
         counts = self.counts
@@ -332,6 +395,13 @@ class FrequencyTable:
                 probs = fixed_point_probabilities(self.length_counts)
                 bits += float(np.sum(self.length_counts * (PRECISION - np.log2(probs))))
             bits += float(np.sum(self.length_counts * np.maximum(self.lengths - 1, 0)))
+            for histogram in self.top_counts or ():
+                present = histogram[histogram > 0]
+                if present.size > 1:
+                    probs = fixed_point_probabilities(present)
+                    bits += float(np.sum(present * (PRECISION - np.log2(probs))))
+            if self.top_bits is not None:
+                bits -= float(np.sum(self.length_counts * self.top_bits))
         return bits
 
 
@@ -374,6 +444,23 @@ def empirical_entropy_bits(symbols: np.ndarray) -> float:
     _, counts = symbol_counts(symbols)
     total = counts.sum()
     return float(total * np.log2(total) - np.sum(counts * np.log2(counts))) if total else 0.0
+
+
+def alphabet_description_bits(symbols: np.ndarray) -> float:
+    """What any code must spend to say which symbols occur: log2 C(2^(L-1), k_L) bits for the k_L
+    distinct symbols of each raw code length L (VBQ: each rate), plus 6 bits per length.
+
+    >>> round(alphabet_description_bits(np.array([4, 5, 5, 7])), 3)  # 3 of the 4 three-bit codes
+    8.0
+    """
+    from scipy.special import gammaln
+
+    unique, _ = symbol_counts(symbols)
+    lengths = _bit_lengths(_raw_codes(unique, bool(unique.size and unique[0] < 0)))
+    present, k = np.unique(lengths, return_counts=True)
+    m = np.exp2(np.maximum(present - 1, 0).astype(np.float64))  # codes of each length
+    bits = (gammaln(m + 1) - gammaln(k + 1) - gammaln(m - k + 1)) / np.log(2) + 6.0
+    return float(bits.sum())
 
 
 def _raw_codes(symbols: np.ndarray, signed: bool) -> np.ndarray:
@@ -504,9 +591,30 @@ def _encode_escapes(encoder, codes: np.ndarray, table: FrequencyTable) -> None:
         encoder.encode(dense, categorical_model(fixed_point_probabilities(table.length_counts)))
     payload_bits = np.maximum(lengths - 1, 0)
     payload = codes & ((np.uint64(1) << np.maximum(lengths - 1, 0).astype(np.uint64)) - np.uint64(1))
+    for selected, low_bits, histogram in _top_plan(table, lengths):
+        tops = (payload[selected] >> np.uint64(low_bits)).astype(np.int64)
+        present = np.flatnonzero(histogram)
+        if present.size > 1:
+            dense = np.searchsorted(present, tops).astype(np.int32)
+            encoder.encode(dense, categorical_model(fixed_point_probabilities(histogram[present])))
+        elif np.any(tops != present[0]):
+            raise BayesCompressError("internal: escape top bits missing from their histogram")
+        payload[selected] &= (np.uint64(1) << np.uint64(low_bits)) - np.uint64(1)
+        payload_bits[selected] = low_bits
     for chunk, bits, selected in _chunk_plan(payload_bits):
         values = (payload[selected] >> np.uint64(chunk * _CHUNK_BITS)) & np.uint64((1 << bits) - 1)
         encoder.encode(values.astype(np.int32), categorical_model(_uniform_probs(bits)))
+
+
+def _top_plan(table: FrequencyTable, lengths: np.ndarray):
+    """For each escape length whose leading payload bits are modeled, in the table's order: the
+    escapes of that length (indices), the payload bits left below the top bits, the histogram."""
+    if table.top_bits is None:
+        return
+    histograms = iter(table.top_counts)
+    for length, bits in zip(table.lengths.tolist(), table.top_bits.tolist(), strict=True):
+        if bits:
+            yield np.flatnonzero(lengths == length), length - 1 - bits, next(histograms)
 
 
 def _chunk_plan(payload_bits: np.ndarray):
@@ -582,6 +690,17 @@ def _decode_escapes(decoder, count: int, table: FrequencyTable) -> np.ndarray:
         lengths = np.full(count, table.lengths[0], dtype=np.int64)
     payload_bits = np.maximum(lengths - 1, 0)
     payload = np.zeros(count, dtype=np.uint64)
+    for selected, low_bits, histogram in _top_plan(table, lengths):
+        present = np.flatnonzero(histogram)
+        if selected.size != histogram.sum():
+            raise BayesCompressError("stream decodes to a different number of escapes of a length")
+        if present.size > 1:
+            model = categorical_model(fixed_point_probabilities(histogram[present]))
+            tops = present[np.asarray(decoder.decode(model, selected.size))]
+        else:
+            tops = np.full(selected.size, present[0])
+        payload[selected] = tops.astype(np.uint64) << np.uint64(low_bits)
+        payload_bits[selected] = low_bits
     for chunk, bits, selected in _chunk_plan(payload_bits):
         values = np.asarray(decoder.decode(categorical_model(_uniform_probs(bits)), selected.size))
         payload[selected] |= values.astype(np.uint64) << np.uint64(chunk * _CHUNK_BITS)
@@ -600,9 +719,9 @@ class RangeCoder:
 
     def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes, dict]:
         """Tables section, stream section and coder spec for these tensors' symbols."""
-        tables = [FrequencyTable.fit(symbols) for symbols in symbol_arrays]
+        tables = [FrequencyTable.fit(symbols, compact=False) for symbols in symbol_arrays]
         stream = encode_stream(list(zip(symbol_arrays, tables, strict=True)))
-        return b"".join(table.to_bytes() for table in tables), stream, dict(CODER_SPEC)
+        return b"".join(table.to_bytes(compact=False) for table in tables), stream, dict(CODER_SPEC)
 
     @staticmethod
     def read_tables(data: bytes, n_tensors: int) -> list[FrequencyTable]:

@@ -360,6 +360,35 @@ def prior_and_symbols(
 
 
 def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
+    """``_fitted_prior`` at the precision the header stores (``stored_precision``)."""
+    return stored_precision(_fitted_prior(kind, mean_blocks, strided, size, lam, max_rate))
+
+
+_FLOAT32_NORMAL = (2.0**-126, 2.0**127)  # float32 holds these magnitudes with 24 significant bits
+
+
+def stored_precision(prior: Prior) -> Prior:
+    """The prior with loc and scale rounded to float32 where float32 holds them with full
+    precision (the scale upwards, so the outermost code point never moves inwards).
+
+    An empirical prior needs no 53 significant bits, and a version-4 header stores a float32 in
+    4 bytes instead of 8; the decoder uses exactly the stored value, as the encoder did.
+
+    >>> stored_precision(GaussianPrior(0.0, 0.1))
+    GaussianPrior(loc=0.0, scale=0.10000000149011612)
+    """
+    loc, scale = prior.loc, prior.scale
+    if loc == 0 or _FLOAT32_NORMAL[0] <= abs(loc) <= _FLOAT32_NORMAL[1]:
+        loc = float(np.float32(loc)) + 0.0
+    if _FLOAT32_NORMAL[0] <= scale <= _FLOAT32_NORMAL[1]:
+        rounded = np.float32(scale)
+        if float(rounded) < scale:
+            rounded = np.nextafter(rounded, np.float32(np.inf))
+        scale = float(rounded)
+    return type(prior)(loc, scale)
+
+
+def _fitted_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
     """The prior of family ``kind`` (``tails``: rms unless it would clip a mean, then t2; ``auto``:
     the cheaper of t2 and rms), from the tensor's
     means read in blocks (``mean_blocks()``) and evenly strided samples (``strided(step)`` ->
