@@ -78,14 +78,31 @@ def floor_study(archive: str) -> None:
 
 
 def header_fields(archive: str) -> None:
-    """Bytes of each top-level header field in the compact form (format version 4 on)."""
+    """The archive header of the 1,360-weight network (unit normalization, lambda 1e9), field by
+    field: bytes as JSON (how versions 1-3 store it, before their DEFLATE) and in version 4's
+    binary form (before its optional DEFLATE)."""
+    import json
+
     from bayescompress import binaryjson
     from bayescompress.archive import open_archive
 
-    header = open_archive(archive).header
-    print("field,bytes")
-    for name, value in header.items():
-        print(f"{name},{len(binaryjson.encode({name: value})) - 2}")
+    rng = np.random.default_rng(0)
+    sizes = [16, 50, 10]
+    tensors = {}
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for part, shape in (("weight", (fan_out, fan_in)), ("bias", (fan_out,))):
+            tensors[f"layers.{index}.{part}"] = TensorPosterior(
+                rng.normal(size=shape).astype(np.float32), np.ones(shape, np.float32))
+    spec = mlp_spec(sizes, task="classification", classes=list(range(10)), input_mean=[0.0] * 16,
+                    input_std=[1.0] * 16)
+    pack(Posterior(tensors, kind="network", model_spec=spec), archive, lam=1e9, overwrite=True,
+         show_progress=False)
+    opened = open_archive(archive)
+    print("field,json_bytes,binary_bytes")
+    for name, value in opened.header.items():
+        text = json.dumps({name: value}, separators=(",", ":"), ensure_ascii=False)
+        print(f"{name},{len(text) - 2},{len(binaryjson.encode({name: value})) - 2}")
+    print(f"all (header as stored),,{opened.header_bytes}")
 
 
 def main() -> int:
