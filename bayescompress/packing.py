@@ -107,8 +107,10 @@ def pack(
     elif options:
         raise BayesCompressError(f"options {', '.join(sorted(options))} go to the quantizer's constructor, "
                                  "not to pack, when pack is given a quantizer object")
-    else:
+    elif isinstance(method, Quantizer):
         quantizer = method
+    else:
+        raise BayesCompressError(f"method {method!r} is neither a method name nor a Quantizer")
     symbol_coder = make_coder(coder)
     if isinstance(symbol_coder, RangeCoder) and not isinstance(source, Posterior):
         out = check_output_path(out, overwrite=overwrite, inputs=(source,))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
 PRIOR_BLOCK = 1 << 16  # latents per partial sum of the empirical prior (see from_blocks)
+_UNIT_SCALES = (1e-100, 1e100)  # prior scales outside: the search runs in the prior's units
 _CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
 QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
 LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
@@ -285,6 +286,11 @@ def _choose_block(
     means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior, max_rate: int
 ) -> np.ndarray:
     with np.errstate(over="ignore"):  # extreme finite means or stds give infinite losses, compared as such
+        if not _UNIT_SCALES[0] < prior.scale < _UNIT_SCALES[1]:
+            # losses in the prior's own units: squared distances of 1e-160-sized means underflow
+            # to 0 (every latent would tie with the median), those of 1e200-sized ones overflow
+            unit = replace(prior, loc=prior.loc / prior.scale, scale=1.0)
+            return _search_block(means / prior.scale, stds / prior.scale, lam, unit, max_rate)
         return _search_block(means, stds, lam, prior, max_rate)
 
 
