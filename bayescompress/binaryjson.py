@@ -30,7 +30,9 @@ WORDS = (
     "gaussian", "classification", "regression", "noise_std", "normalization", "input_mean",
     "input_std", "target_mean", "target_std", "normal", "std", "data", "path", "seed",
     "test_fraction", "bayescompress-mlp", "weight", "bias", "none", "deflate-raw-9",
-    "lzma2-raw-preset9e", "steps", "lr", "source", "posterior", "student-t", "df",
+    "lzma2-raw-preset9e", "steps", "lr", "source", "posterior", "student-t", "df", "checksum",
+    "features", "rows", "target", "fold", "folds", "fitted_by", "imported_from", "batch", "device",
+    "elbo", "guide", "init_scale", "kl_weight", "prior_std", "digits",
 )
 WORD_BASE = 64
 _WORD_CODES = {word: code for code, word in enumerate(WORDS)}
