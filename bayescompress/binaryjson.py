@@ -36,7 +36,6 @@ WORDS = (
 )
 WORD_BASE = 64
 _WORD_CODES = {word: code for code, word in enumerate(WORDS)}
-assert len(WORDS) <= 256 - WORD_BASE
 FIRST_PREVIOUS = "bayescompress "  # what the first string may share a prefix with (the writer's name)
 EXPANSION = 64  # decoded characters and items: at most 1 MiB + this many times the encoded size
 

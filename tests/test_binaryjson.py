@@ -72,3 +72,11 @@ def test_a_small_input_cannot_decode_into_a_large_value():
     copies = b"\x0a\x80\x80\x04\x00" * 2000  # each repeats it whole: 128 MiB from 10 kB
     with pytest.raises(BayesCompressError, match="larger than 1 MiB"):
         decode(b"\x0f" + bytes([0xd1, 0x0f]) + long_string + copies)
+
+
+def test_every_word_has_its_own_one_byte_tag_above_the_value_tags():
+    from bayescompress.binaryjson import UINT32, WORD_BASE, WORDS
+
+    assert len(set(WORDS)) == len(WORDS) and len(WORDS) <= 256 - WORD_BASE and UINT32 < WORD_BASE
+    assert [encode(word) for word in WORDS[:3]] == [bytes([WORD_BASE]), bytes([WORD_BASE + 1]),
+                                                     bytes([WORD_BASE + 2])]
