@@ -93,7 +93,8 @@ def main() -> None:
         if field.name in ("checkpoint", "resume", "device", "checkpoint_every"):
             continue
         flag = f"--{field.name.replace('_', '-')}"
-        kind = type(field.default) if field.default is not None else int
+        kind = (type(field.default) if field.default is not None
+                else float if field.name == "init_scale" else int)
         if kind is bool:
             kind = lambda text: text in ("1", "true", "True")  # noqa: E731
         parser.add_argument(flag, type=kind, default=field.default)

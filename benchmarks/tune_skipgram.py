@@ -34,7 +34,8 @@ def parse_setting(text: str) -> tuple[str, dict]:
     values = {}
     for assignment in filter(None, assignments.split(",")):
         key, _, value = assignment.partition("=")
-        kind = type(FIELDS[key].default) if FIELDS[key].default is not None else int
+        kind = (type(FIELDS[key].default) if FIELDS[key].default is not None
+                else float if key == "init_scale" else int)
         if kind is bool:
             values[key] = value in ("1", "true", "True")
         else:

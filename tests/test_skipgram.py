@@ -316,6 +316,7 @@ def test_each_estimator_has_its_own_default_batch_and_steps_and_auto_picks_by_vo
     pairs, dense = SkipGramSettings(estimator="pairs"), SkipGramSettings(estimator="dense")
     assert (pairs.batch, pairs.steps) != (dense.batch, dense.steps)
     assert (dense.batch, dense.steps) == (1000, 2000)
+    assert (pairs.init_scale, dense.init_scale) == (0.3, 0.1)  # docs/skipgram.md: the stds at V = 100k
     assert SkipGramSettings().resolved(30000) == dense
     assert SkipGramSettings().resolved(30001) == pairs
     assert SkipGramSettings(steps=7).resolved(50000).steps == 7

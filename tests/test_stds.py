@@ -61,6 +61,6 @@ def test_a_fit_of_the_topic_corpus_has_stds_that_shrink_with_counts_and_none_unt
                                                     estimator="pairs"))
     assert torch.get_num_threads() == threads  # the fit's thread count is restored
     report = std_report(fit.posterior, "U")
-    assert report.initial_std == 0.1 and report.share_at_initial_std == 0.0
+    assert report.initial_std == 0.3 and report.share_at_initial_std == 0.0  # the pairs' default init_scale
     assert report.spearman_log_count_log_std < -0.5
     assert len(report.bands) == 1 and report.bands[0].rows == 24

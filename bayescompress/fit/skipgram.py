@@ -60,7 +60,7 @@ class SkipGramSettings:
     lr_decay: float = SKIPGRAM_DEFAULTS["lr_decay"]  # the last step's learning rate is lr * lr_decay
     prior_std: float = SKIPGRAM_DEFAULTS["prior_std"]
     init_std: float = SKIPGRAM_DEFAULTS["init_std"]  # spread of the guide's initial means
-    init_scale: float = SKIPGRAM_DEFAULTS["init_scale"]  # the guide's initial standard deviations
+    init_scale: float | None = None  # the guide's initial standard deviations; default per estimator
     seed: int = SKIPGRAM_DEFAULTS["seed"]
     device: str = "cpu"
     checkpoint: str | None = None
@@ -78,6 +78,8 @@ class SkipGramSettings:
                 self.steps = SKIPGRAM_DEFAULTS["steps"][self.estimator]
             if self.batch is None:
                 self.batch = SKIPGRAM_DEFAULTS["batch"][self.estimator]
+            if self.init_scale is None:
+                self.init_scale = SKIPGRAM_DEFAULTS["init_scale"][self.estimator]
         if self.threads is not None and self.threads < 1:
             raise BayesCompressError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.pair_power <= 1:
@@ -88,6 +90,8 @@ class SkipGramSettings:
                                          f"{getattr(self, name)}")
         for name in ("lr", "lr_decay", "prior_std", "init_std", "init_scale"):
             value = getattr(self, name)
+            if value is None:  # init_scale under auto: filled in by resolved()
+                continue
             if not (value > 0 and math.isfinite(value)):
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
         if self.resume and not self.checkpoint:
