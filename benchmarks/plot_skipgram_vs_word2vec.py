@@ -36,6 +36,7 @@ def rows_of(entries: list[dict]) -> list[dict]:
             budget = f"{settings['steps']} steps"
             if settings.get("estimator") == "pairs":
                 budget += f", M {settings.get('noise_contexts')}"
+            budget += f", init std {settings.get('init_scale')}"
         rows.append({
             "source": source, "vocab": entry["vocab"], "model": "ours (U means)" if ours else "word2vec sg",
             "budget": budget,
