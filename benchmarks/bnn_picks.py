@@ -1,0 +1,152 @@
+"""Criteria and picks of the network benchmark (bench_bnn.py): per fold, source, method and criterion
+the cheapest archive that meets the criterion on the validation rows, then mean and standard error
+over folds and the ratio to the best baseline.  Run alone, it recomputes both from a sweep.csv:
+
+    .venv/bin/python benchmarks/bnn_picks.py out/bnn-digits/sweep.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+CRITERIA = {
+    "accuracy": "validation accuracy >= the float network's minus one binomial standard error",
+    "agreement": "99% of validation predictions agree with the float network's",
+    "nll": "validation NLL <= the float network's",
+    "nll-vs-ts-float": "validation NLL <= the temperature-scaled float network's",
+    "ts-nll": "temperature-scaled validation NLL <= the temperature-scaled float network's",
+}
+BASELINES = ("uniform-per-tensor", "nncodec")
+REPORTED = ("bits_per_weight", "test_accuracy", "test_agreement", "test_nll", "test_nll_ts")
+
+
+def meets(row: dict, reference: dict, criterion: str, n_validation: int) -> bool:
+    if criterion == "accuracy":
+        accuracy = reference["validation_accuracy"]
+        return row["validation_accuracy"] >= accuracy - math.sqrt(accuracy * (1 - accuracy) / n_validation)
+    if criterion == "agreement":
+        return row["validation_agreement"] >= 0.99
+    if criterion == "nll":
+        return row["validation_nll"] <= reference["validation_nll"]
+    if criterion == "nll-vs-ts-float":
+        return row["validation_nll"] <= reference["validation_nll_ts"]
+    return row["validation_nll_ts"] <= reference["validation_nll_ts"]
+
+
+def pick_cheapest(rows: list[dict], n_validation: dict) -> list[dict]:
+    """One row per (fold, source, method, criterion): the cheapest archive meeting it, or reached=False."""
+    chosen = []
+    for fold, source in sorted({(r["fold"], r["source"]) for r in rows}):
+        group = [r for r in rows if r["fold"] == fold and r["source"] == source]
+        reference = next(r for r in group if r["method"] == "float32")
+        for method in sorted({r["method"] for r in group} - {"float32"}):
+            candidates = [r for r in group if r["method"] == method]
+            for criterion in CRITERIA:
+                eligible = [r for r in candidates if meets(r, reference, criterion, n_validation[fold])]
+                best = min(eligible, key=lambda r: r["bits_per_weight"]) if eligible else None
+                picked = {"data": reference["data"], "fold": fold, "source": source, "method": method,
+                          "criterion": criterion, "reached": best is not None,
+                          "setting": best["setting"] if best else ""}
+                picked |= {key: best[key] if best else "" for key in REPORTED}
+                picked["fixed_share"] = (best["header_bytes"] / (best["file_bytes"] - best["side_bytes"])
+                                         if best and best.get("header_bytes") not in (None, "") else "")
+                picked |= {f"float_{key}": reference[key] for key in REPORTED[1:]}
+                chosen.append(picked)
+    return chosen
+
+
+def mean_se(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    se = values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else float("nan")
+    return float(values.mean()), float(se)
+
+
+def summarize(picks: list[dict], rows: list[dict]) -> list[dict]:
+    """Per source, criterion and method: folds reached, mean and SE over folds of the picks' figures,
+    and the ratio of mean bits to the best baseline's (the baseline reaching every fold with the
+    fewest mean bits), with the mean and SE of the per-fold ratios beside it."""
+    summary = []
+    for source in sorted({p["source"] for p in picks}):
+        floats = [r for r in rows if r["source"] == source and r["method"] == "float32"]
+        record = {"data": floats[0]["data"], "source": source, "criterion": "", "method": "float32",
+                  "folds": len(floats), "reached": len(floats),
+                  "median_std": float(np.median([r["median_std"] for r in floats])),
+                  "snr_above_1": float(np.mean([r["snr_above_1"] for r in floats])),
+                  "n_weights": floats[0]["n_weights"]}
+        for key in REPORTED:
+            record[f"{key}_mean"], record[f"{key}_se"] = mean_se([r[key] for r in floats])
+        summary.append(record)
+        for criterion in CRITERIA:
+            group = [p for p in picks if p["source"] == source and p["criterion"] == criterion]
+            folds = sorted({p["fold"] for p in group})
+            by_method = {m: [p for p in group if p["method"] == m]
+                         for m in sorted({p["method"] for p in group})}
+            complete = {m: ps for m, ps in by_method.items() if all(p["reached"] for p in ps)}
+            baselines = [m for m in BASELINES if m in complete]
+            best = min(baselines, key=lambda m: np.mean([p["bits_per_weight"] for p in complete[m]]),
+                       default=None)
+            for method, group_picks in by_method.items():
+                reached = [p for p in group_picks if p["reached"]]
+                record = {"data": floats[0]["data"], "source": source, "criterion": criterion,
+                          "method": method, "folds": len(folds), "reached": len(reached),
+                          "best_baseline": best or ""}
+                for key in (*REPORTED, "fixed_share"):
+                    values = [p[key] for p in reached if p[key] != ""]
+                    record[f"{key}_mean"], record[f"{key}_se"] = mean_se(values) if values else ("", "")
+                if best and method in complete:
+                    base = {p["fold"]: p["bits_per_weight"] for p in complete[best]}
+                    record["ratio_to_best_baseline"] = (np.mean([p["bits_per_weight"] for p in reached])
+                                                        / np.mean(list(base.values())))
+                    per_fold = [p["bits_per_weight"] / base[p["fold"]] for p in reached]
+                    record["fold_ratio_mean"], record["fold_ratio_se"] = mean_se(per_fold)
+                summary.append(record)
+    return summary
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_sweep(path: Path) -> list[dict]:
+    def value(text):
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+
+    with open(path, newline="") as handle:
+        return [{key: value(text) for key, text in row.items()} for row in csv.DictReader(handle)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("--data", help="data set name, to count each fold's validation rows")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from bayescompress.networks.tabular import kfold_splits, load_table
+
+    rows = read_sweep(args.sweep)
+    table = load_table(args.data or rows[0]["data"])
+    folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
+    picks = pick_cheapest(rows, {index: fold.validation.size for index, fold in enumerate(folds)})
+    write_csv(args.sweep.with_name("picks.csv"), picks)
+    write_csv(args.sweep.with_name("summary.csv"), summarize(picks, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
