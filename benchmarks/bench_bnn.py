@@ -10,7 +10,8 @@ then imported); the float network is the posterior's means.  Every method is swe
 knob and every archive's network is scored on the validation and test rows; bnn_picks.py then
 picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
 8 x (file bytes - model spec bytes) / weights; an NNC bitstream carries no spec.  Posteriors are
-kept in OUT/posteriors; `--reuse` packs them again without refitting (e.g. after an archive change).
+kept in OUT/posteriors; `--reuse` packs them again without refitting, `--repack` also keeps the
+nncodec rows (after a change of bayescompress's archive, when only our file sizes change).
 Writes OUT/sweep.csv (every archive), OUT/picks.csv and OUT/summary.csv, and prints the summary.
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bnn_picks import pick_cheapest, summarize, write_csv  # benchmarks/, beside this script
+from bnn_picks import markdown, pick_cheapest, read_sweep, summarize, write_csv  # benchmarks/
 from machine import describe_machine
 from torch import nn
 from uniform_grid import UniformGridQuantizer
@@ -180,8 +181,10 @@ def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
     rows = []
     for source in args.sources:
         cached = out / "posteriors" / f"{source}-fold{fold_index}.h5"
-        if args.reuse and cached.exists():
+        if (args.reuse or args.repack) and cached.exists():
             posterior = Posterior.load(cached)
+        elif args.repack:
+            raise SystemExit(f"--repack: {cached} is missing; run without --repack first")
         else:
             posterior = fit_posterior(source, args, raw, features, labels, train, sizes,
                                       args.seed + fold_index, spec_options)
@@ -212,7 +215,7 @@ def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
                                file_bytes=result.total_bytes, side_bytes=result.side_bytes,
                                header_bytes=result.header_bytes, table_bytes=result.table_bytes,
                                stream_bytes=result.stream_bytes))
-        if not args.skip_nncodec:
+        if not (args.skip_nncodec or args.repack):
             with tempfile.TemporaryDirectory(dir=out) as work:
                 nnc = run_nncodec(means, Path(work))
             if nnc is None:
@@ -241,6 +244,10 @@ def main() -> int:
     parser.add_argument("--kl-weight", type=float, default=1.0, help="fit-bnn's KL weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="reuse OUT/posteriors instead of refitting")
+    parser.add_argument("--repack", action="store_true",
+                        help="pack OUT/posteriors again with this checkout's archive code and replace the "
+                        "bayescompress rows of OUT/sweep.csv (kept as sweep-before-repack.csv); the "
+                        "nncodec rows are kept as they are")
     parser.add_argument("--skip-nncodec", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -250,6 +257,10 @@ def main() -> int:
     table = load_table(args.data)
     folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
     rows = []
+    if args.repack:
+        earlier = read_sweep(out / "sweep.csv")
+        (out / "sweep.csv").rename(out / "sweep-before-repack.csv")
+        rows = [r for r in earlier if r["method"] == "nncodec"]
     for index, fold in enumerate(folds):
         if args.only_folds is None or index in args.only_folds:
             rows += fold_rows(args, table, index, fold, out)
@@ -259,7 +270,7 @@ def main() -> int:
     write_csv(out / "picks.csv", picks)
     summary = summarize(picks, rows)
     write_csv(out / "summary.csv", summary)
-    print(json.dumps(summary[:3], indent=1))
+    print(markdown(summary))
     return 0
 
 

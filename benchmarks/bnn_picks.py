@@ -108,6 +108,46 @@ def summarize(picks: list[dict], rows: list[dict]) -> list[dict]:
     return summary
 
 
+def number(value, digits: int = 2) -> str:
+    if value in ("", None) or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def markdown(summary: list[dict]) -> str:
+    """The summary as two tables: the float networks, and bits/weight (ratio to the best baseline)
+    per source, method and criterion; a cell 'k/5' says the method met the criterion on k folds only."""
+    floats = [r for r in summary if r["method"] == "float32"]
+    lines = ["| source | weights | test accuracy | test NLL | temperature-scaled NLL | median std "
+             "| \\|mean\\|/std > 1 |", "|---|---|---|---|---|---|---|"]
+    for r in floats:
+        lines.append(f"| {r['source']} | {r['n_weights']} | {number(r['test_accuracy_mean'], 4)} ± "
+                     f"{number(r['test_accuracy_se'], 4)} | {number(r['test_nll_mean'], 3)} ± "
+                     f"{number(r['test_nll_se'], 3)} | {number(r['test_nll_ts_mean'], 3)} ± "
+                     f"{number(r['test_nll_ts_se'], 3)} | {r['median_std']:.3g} | {r['snr_above_1']:.1%} |")
+    lines += ["", "| source | method | " + " | ".join(CRITERIA) + " |", "|---|---|" + "---|" * len(CRITERIA)]
+    for source in sorted({r["source"] for r in floats}):
+        methods = sorted({r["method"] for r in summary if r["source"] == source} - {"float32"},
+                         key=lambda m: (m in BASELINES, m))
+        for method in methods:
+            cells = []
+            for criterion in CRITERIA:
+                r = next(r for r in summary if r["source"] == source and r["method"] == method
+                         and r["criterion"] == criterion)
+                if r["reached"] == 0:
+                    cells.append("never")
+                    continue
+                cell = f"{number(r['bits_per_weight_mean'])} ± {number(r['bits_per_weight_se'])}"
+                if r["reached"] < r["folds"]:
+                    cell += f" ({r['reached']}/{r['folds']})"
+                elif r.get("ratio_to_best_baseline", "") != "":
+                    ratio = f"{r['ratio_to_best_baseline']:.2f}x"
+                    cell += f" (**{ratio}**)" if r["ratio_to_best_baseline"] < 1 else f" ({ratio})"
+                cells.append(cell)
+            lines.append(f"| {source} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     fields = list(dict.fromkeys(key for row in rows for key in row))
     with open(path, "w", newline="") as handle:
@@ -144,9 +184,12 @@ def main() -> int:
     folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
     picks = pick_cheapest(rows, {index: fold.validation.size for index, fold in enumerate(folds)})
     write_csv(args.sweep.with_name("picks.csv"), picks)
-    write_csv(args.sweep.with_name("summary.csv"), summarize(picks, rows))
+    summary = summarize(picks, rows)
+    write_csv(args.sweep.with_name("summary.csv"), summary)
+    print(markdown(summary))
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
