@@ -53,8 +53,12 @@ def pick_cheapest(rows: list[dict], n_validation: dict) -> list[dict]:
                           "criterion": criterion, "reached": best is not None,
                           "setting": best["setting"] if best else ""}
                 picked |= {key: best[key] if best else "" for key in REPORTED}
+                ours = best and best.get("header_bytes") not in (None, "")
+                # header + tables: the part of our file that does not scale with the weights' entropy
                 picked["fixed_share"] = (best["header_bytes"] / (best["file_bytes"] - best["side_bytes"])
-                                         if best and best.get("header_bytes") not in (None, "") else "")
+                                         if ours else "")
+                picked["stream_bits_per_weight"] = (8.0 * best["stream_bytes"] / best["n_weights"]
+                                                    if ours else "")
                 picked |= {f"float_{key}": reference[key] for key in REPORTED[1:]}
                 chosen.append(picked)
     return chosen
@@ -95,7 +99,7 @@ def summarize(picks: list[dict], rows: list[dict]) -> list[dict]:
                 record = {"data": floats[0]["data"], "source": source, "criterion": criterion,
                           "method": method, "folds": len(folds), "reached": len(reached),
                           "best_baseline": best or ""}
-                for key in (*REPORTED, "fixed_share"):
+                for key in (*REPORTED, "fixed_share", "stream_bits_per_weight"):
                     values = [p[key] for p in reached if p[key] != ""]
                     record[f"{key}_mean"], record[f"{key}_se"] = mean_se(values) if values else ("", "")
                 if best and method in complete:
