@@ -45,7 +45,8 @@ from bayescompress.vbq import VBQQuantizer
 
 HERE = Path(__file__).resolve().parent
 NNCODEC_PYTHON = HERE / ".venv-nncodec" / "bin" / "python"
-LAMBDAS = tuple(float(f"{x:.3g}") for x in np.geomspace(3e-5, 30.0, 19))
+# dense (x1.47) where the picks fall, so VBQ's sweep is as fine in bits as the grid's (x1.35 per step)
+LAMBDAS = (3e-5, 1e-4, 3e-4, *(float(f"{x:.3g}") for x in np.geomspace(1e-3, 10.0, 25)), 30.0)
 PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms unless it would clip
 # steps of several RMS prune almost every weight to 0, which small networks tolerate
 GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
@@ -163,6 +164,17 @@ def run_nncodec(means: dict, work: Path) -> list[dict] | None:
                     record["values"] = {name: decoded[name] for name in means}
                 records.append(record)
     return records
+
+
+def run_nncodec_at(means: dict, work: Path, qp: int, bias_qp: int) -> tuple[int, dict]:
+    """One NNC bitstream of the means: its size in bytes and the values it decodes to."""
+    np.savez(work / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
+    command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(work / "means.npz"), str(work),
+               "--nonweight-qp", str(bias_qp), "--qp", str(qp)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=True)
+    record = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    with np.load(record["decoded"], allow_pickle=False) as decoded:
+        return record["bytes"], {name: decoded[name] for name in means}
 
 
 def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:

@@ -108,6 +108,11 @@ def summarize(picks: list[dict], rows: list[dict]) -> list[dict]:
                                                         / np.mean(list(base.values())))
                     per_fold = [p["bits_per_weight"] / base[p["fold"]] for p in reached]
                     record["fold_ratio_mean"], record["fold_ratio_se"] = mean_se(per_fold)
+                for baseline in baselines:
+                    if method in complete:
+                        record[f"ratio_to_{baseline}"] = (
+                            np.mean([p["bits_per_weight"] for p in reached])
+                            / np.mean([p["bits_per_weight"] for p in complete[baseline]]))
                 summary.append(record)
     return summary
 
@@ -119,8 +124,8 @@ def number(value, digits: int = 2) -> str:
 
 
 def markdown(summary: list[dict]) -> str:
-    """The summary as two tables: the float networks, and bits/weight (ratio to the best baseline)
-    per source, method and criterion; a cell 'k/5' says the method met the criterion on k folds only."""
+    """The summary as two tables: the float networks, and bits/weight (VBQ's ratios to the uniform
+    grid / to nncodec) per source, method and criterion; 'k/5': the method met it on k folds only."""
     floats = [r for r in summary if r["method"] == "float32"]
     lines = ["| source | weights | test accuracy | test NLL | temperature-scaled NLL | median std "
              "| \\|mean\\|/std > 1 |", "|---|---|---|---|---|---|---|"]
@@ -144,9 +149,12 @@ def markdown(summary: list[dict]) -> str:
                 cell = f"{number(r['bits_per_weight_mean'])} ± {number(r['bits_per_weight_se'])}"
                 if r["reached"] < r["folds"]:
                     cell += f" ({r['reached']}/{r['folds']})"
-                elif r.get("ratio_to_best_baseline", "") != "":
-                    ratio = f"{r['ratio_to_best_baseline']:.2f}x"
-                    cell += f" (**{ratio}**)" if r["ratio_to_best_baseline"] < 1 else f" ({ratio})"
+                else:
+                    ratios = [r.get(f"ratio_to_{b}", "") for b in BASELINES]
+                    text = " / ".join("-" if x == "" else f"**{x:.2f}x**" if round(x, 2) < 1 else f"{x:.2f}x"
+                                      for x in ratios)
+                    if method not in BASELINES:
+                        cell += f" ({text})"
                 cells.append(cell)
             lines.append(f"| {source} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
