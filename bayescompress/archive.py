@@ -1,10 +1,11 @@
-"""The archive container: magic, version, a length-prefixed JSON header, checksummed sections.
+"""The archive container: magic, version, a length-prefixed header, checksummed sections.
 
-Layout (docs/archive-format.md): 8-byte magic, u16 version, u16 flags, u32 header length, the
-header as UTF-8 JSON (raw-DEFLATE compressed when flag bit 0 is set, as the writer always does:
-it halves the header, which matters for small models), the CRC-32 of everything before it, then
-the sections back to back.  The header locates each section by offset and length and holds its
-CRC-32; nothing is allocated from a length before it has been checked against the file's size.
+Layout (docs/archive-format.md): 8-byte magic, u16 version, then (versions 1-3) u16 flags, u32
+header length and the header as UTF-8 JSON, or (version 4) u8 flags, a varint header length and
+the header in binaryjson's compact form; either may be raw-DEFLATE compressed (flag bit 0).  Then
+the CRC-32 of everything before it, and the sections back to back.  The header gives each
+section's length and CRC-32 (and, before version 4, its offset); nothing is allocated from a
+length before it has been checked against the file's size.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import binaryjson
 from .errors import BayesCompressError
 from .files import atomic_output, write_bytes_atomically
 from .limits import HEADER_EXPANSION, parse_json
@@ -24,13 +26,17 @@ from .limits import HEADER_EXPANSION, parse_json
 MAGIC = b"\x89BCZ\r\n\x1a\n"
 # version 2: values checksums cover the shape; VBQ names its quantile function (docs/archive-format.md)
 # version 3: the stream cut into independently decodable segments, located by an index section
-FORMAT_VERSION = 3
+# version 4: compact fixed costs: a binary header, sections without offsets, tables that imply
+# their last count, side data in binary JSON (docs/archive-format.md)
+FORMAT_VERSION = 4
 SINGLE_STREAM_VERSION = 2  # what the baseline byte coders still write: one stream for all tensors
 SEGMENTED_VERSION = 3  # the first version whose stream is segmented
-READABLE_VERSIONS = (1, 2, 3)
+COMPACT_VERSION = 4  # the first version with the binary header
+READABLE_VERSIONS = (1, 2, 3, 4)
 MAX_HEADER_BYTES = 1 << 26
 MAX_SECTIONS = 16  # each section is a copy of at most the file: this bounds the memory they take
-_PREAMBLE = struct.Struct("<8sHHI")  # magic, version, flags, header length
+_PREAMBLE = struct.Struct("<8sHHI")  # magic, version, flags, header length (versions 1-3)
+_MAGIC_VERSION = struct.Struct("<8sH")  # version 4: then u8 flags and a varint header length
 _CRC = struct.Struct("<I")
 FLAG_DEFLATED_HEADER = 1
 _READ_BYTES = 1 << 24
@@ -61,14 +67,32 @@ def encode_preamble(header: dict, spans: list[tuple[str, int, int]], version: in
     for name, length, crc in spans:
         index[name] = {"offset": offset, "length": length, "crc32": crc}
         offset += length
+    if version >= COMPACT_VERSION:  # sections lie back to back: their lengths locate them
+        index = {name: {"length": entry["length"], "crc32": entry["crc32"]} for name, entry in index.items()}
     header["sections"] = index
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if version >= COMPACT_VERSION:
+        text = binaryjson.encode(header)
+    else:
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(text) > MAX_HEADER_BYTES:
         raise BayesCompressError("archive header is too large")
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     packed = deflate.compress(text) + deflate.flush()
-    preamble = _PREAMBLE.pack(MAGIC, version, FLAG_DEFLATED_HEADER, len(packed)) + packed
+    if version < COMPACT_VERSION:
+        preamble = _PREAMBLE.pack(MAGIC, version, FLAG_DEFLATED_HEADER, len(packed)) + packed
+    else:  # deflate only when it pays (it rarely does on a small binary header)
+        flags, body = (FLAG_DEFLATED_HEADER, packed) if len(packed) < len(text) else (0, text)
+        preamble = _MAGIC_VERSION.pack(MAGIC, version) + bytes([flags]) + _varint(len(body)) + body
     return preamble + _CRC.pack(zlib.crc32(preamble))
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((number & 0x7F) | (0x80 if number >> 7 else 0))
+        number >>= 7
+        if not number:
+            return bytes(out)
 
 
 def write_archive(path: str | os.PathLike, header: dict, sections: dict[str, bytes],
@@ -145,10 +169,13 @@ def open_archive(path: str | os.PathLike) -> ArchiveFile:
     with open(path, "rb") as handle:
         head = handle.read(_PREAMBLE.size)
         if len(head) == _PREAMBLE.size and head.startswith(MAGIC):
-            length = _PREAMBLE.unpack_from(head)[3]
-            head += handle.read(min(length, MAX_HEADER_BYTES) + _CRC.size)
+            try:
+                _, _, start, length = _header_span(head, source)
+            except BayesCompressError:
+                start, length = len(head), 0  # parse_header names the problem
+            head += handle.read(max(0, start + min(length, MAX_HEADER_BYTES) + _CRC.size - len(head)))
     header, end, version = parse_header(head, size, source)
-    spans = section_spans(header, end, size, source)
+    spans = section_spans(header, end, size, source, version)
     return ArchiveFile(Path(path), header, version, end, size, spans)
 
 
@@ -160,9 +187,37 @@ def values_crc_seed(shape, version: int) -> int:
     return zlib.crc32(struct.pack(f"<B{len(shape)}Q", len(shape), *shape))
 
 
-def header_size(header_json_length: int) -> int:
-    """Bytes of preamble, JSON header and header checksum."""
-    return _PREAMBLE.size + header_json_length + _CRC.size
+def _header_span(head: bytes, source: str) -> tuple[int, int, int, int]:
+    """Version, flags, where the header starts and its stored length, from the first bytes (at
+    least 16, or the whole file)."""
+    if len(head) < _MAGIC_VERSION.size:
+        raise BayesCompressError(f"{source}: not a bayescompress archive (bad magic number)")
+    version = _MAGIC_VERSION.unpack_from(head)[1]
+    if version not in READABLE_VERSIONS:
+        raise BayesCompressError(
+            f"{source}: archive format version {version} is not supported "
+            f"(this bayescompress reads versions {', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    if version < COMPACT_VERSION:
+        if len(head) < _PREAMBLE.size:
+            raise BayesCompressError(f"{source}: archive is truncated (header runs past the end)")
+        _, _, flags, length = _PREAMBLE.unpack_from(head)
+        return version, flags, _PREAMBLE.size, length
+    position, length = _MAGIC_VERSION.size + 1, 0
+    if position > len(head):
+        raise BayesCompressError(f"{source}: archive is truncated (header runs past the end)")
+    flags = head[_MAGIC_VERSION.size]
+    for shift in range(0, 28, 7):  # at most 4 bytes: MAX_HEADER_BYTES < 2^28
+        if position >= len(head):
+            raise BayesCompressError(f"{source}: archive is truncated (header runs past the end)")
+        byte = head[position]
+        position += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if byte == 0 and shift:
+                break
+            return version, flags, position, length
+    raise BayesCompressError(f"{source}: archive header length is malformed")
 
 
 def read_archive(path: str | os.PathLike) -> Archive:
@@ -178,7 +233,7 @@ def read_archive(path: str | os.PathLike) -> Archive:
 def decode_archive(blob: bytes, source: str = "archive") -> Archive:
     header, end, version = parse_header(blob, len(blob), source)
     sections, payload_end = {}, end
-    for name, (start, stop, crc) in section_spans(header, end, len(blob), source).items():
+    for name, (start, stop, crc) in section_spans(header, end, len(blob), source, version).items():
         data = blob[start:stop]
         if zlib.crc32(data) != crc:
             raise BayesCompressError(
@@ -194,27 +249,25 @@ def parse_header(head: bytes, file_size: int, source: str) -> tuple[dict, int, i
     checksum, or the whole file if shorter): it, the offset where sections start, the version."""
     if file_size == 0:
         raise BayesCompressError(f"{source}: file is empty, not a bayescompress archive")
-    if len(head) < _PREAMBLE.size or not head.startswith(MAGIC):
+    if not head.startswith(MAGIC):
         raise BayesCompressError(f"{source}: not a bayescompress archive (bad magic number)")
-    _, version, flags, length = _PREAMBLE.unpack_from(head)
-    if version not in READABLE_VERSIONS:
-        raise BayesCompressError(
-            f"{source}: archive format version {version} is not supported "
-            f"(this bayescompress reads versions {', '.join(map(str, READABLE_VERSIONS))})"
-        )
+    version, flags, start, length = _header_span(head, source)
     if flags & ~FLAG_DEFLATED_HEADER:
         raise BayesCompressError(f"{source}: archive uses unknown flags {flags:#x}")
-    end = header_size(length)
+    end = start + length + _CRC.size
     if length > MAX_HEADER_BYTES or end > file_size or end > len(head):
         raise BayesCompressError(f"{source}: archive is truncated (header runs past the end)")
     (stored_crc,) = _CRC.unpack_from(head, end - _CRC.size)
     if zlib.crc32(head[: end - _CRC.size]) != stored_crc:
         raise BayesCompressError(f"{source}: checksum mismatch in header (the file is corrupt)")
-    text = head[_PREAMBLE.size : end - _CRC.size]
+    text = head[start : end - _CRC.size]
     if flags & FLAG_DEFLATED_HEADER:
         text = _inflate_header(text, source)
     try:
-        header = parse_json(text, "archive header")
+        if version >= COMPACT_VERSION:
+            header = binaryjson.decode(text, "archive header")
+        else:
+            header = parse_json(text, "archive header")
     except BayesCompressError as exc:
         raise BayesCompressError(f"{source}: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("sections"), dict):
@@ -224,16 +277,20 @@ def parse_header(head: bytes, file_size: int, source: str) -> tuple[dict, int, i
     return header, end, version
 
 
-def section_spans(header: dict, end: int, file_size: int, source: str) -> dict[str, tuple[int, int, int]]:
-    """Each section's (start, stop, crc32) in the file, checked to lie inside it with nothing after."""
+def section_spans(header: dict, end: int, file_size: int, source: str,
+                  version: int = SINGLE_STREAM_VERSION) -> dict[str, tuple[int, int, int]]:
+    """Each section's (start, stop, crc32) in the file, checked to lie inside it with nothing after.
+
+    From version 4 on the sections lie back to back in index order and have no offsets."""
     spans, payload_end = {}, end
+    keys = ("length", "crc32") if version >= COMPACT_VERSION else ("offset", "length", "crc32")
     for name, entry in header["sections"].items():
         if not isinstance(entry, dict) or not all(
             isinstance(entry.get(key), int) and not isinstance(entry[key], bool) and entry[key] >= 0
-            for key in ("offset", "length", "crc32")
-        ):
+            for key in keys
+        ) or (version >= COMPACT_VERSION and len(entry) != len(keys)):
             raise BayesCompressError(f"{source}: section {name!r} has a malformed index entry")
-        start = end + entry["offset"]
+        start = end + entry["offset"] if version < COMPACT_VERSION else payload_end
         stop = start + entry["length"]
         if stop > file_size:
             raise BayesCompressError(f"{source}: archive is truncated ({name} section is cut off)")

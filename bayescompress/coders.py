@@ -41,6 +41,11 @@ def make_coder(coder: str | SymbolCoder) -> SymbolCoder:
     ('lzma', 'range')
     """
     if not isinstance(coder, str):
+        missing = [part for part in ("name", "encode", "reads", "decode", "estimated_bits")
+                   if not hasattr(coder, part)]
+        if missing:
+            raise BayesCompressError(f"coder {coder!r} is neither a coder name nor a coder object "
+                                     f"(it has no {', '.join(missing)})")
         return coder
     if coder == RangeCoder.name:
         return RangeCoder()

@@ -16,6 +16,7 @@ from .errors import BayesCompressError
 
 PRECISION = 24  # constriction's Categorical works on 24-bit fixed-point probabilities
 MAX_TABLE_SYMBOLS = 1 << 20
+MAX_TOP_BITS = 8  # leading payload bits of an escape that a compact table may model (2^8 counts)
 _CHUNK_BITS = 8
 # stated in every archive header; docs/archive-format.md spells each field out
 CODER_SPEC = {
@@ -167,6 +168,8 @@ class FrequencyTable:
     escape_count: int = 0
     lengths: np.ndarray | None = None
     length_counts: np.ndarray | None = None
+    top_bits: np.ndarray | None = None  # per escape length: leading payload bits coded with top_counts
+    top_counts: list[np.ndarray] | None = None  # per length with top bits: 2^b counts (zeros allowed)
 
     @property
     def total(self) -> int:
@@ -177,15 +180,62 @@ class FrequencyTable:
         return self.symbols.size + (1 if self.escape_count else 0)
 
     @classmethod
-    def fit(cls, symbols: np.ndarray) -> FrequencyTable:
+    def fit(cls, symbols: np.ndarray, compact: bool = True) -> FrequencyTable:
         """Choose the cheapest split into table symbols and escapes for these symbols."""
-        return cls.from_counts(*symbol_counts(symbols))
+        return cls.from_counts(*symbol_counts(symbols), compact)
 
     @classmethod
-    def from_counts(cls, unique: np.ndarray, counts: np.ndarray) -> FrequencyTable:
-        """``fit`` given the distinct symbols (sorted) and their counts."""
+    def from_counts(cls, unique: np.ndarray, counts: np.ndarray, compact: bool = True) -> FrequencyTable:
+        """``fit`` given the distinct symbols (sorted) and their counts: of the splits
+        ``_candidate_splits`` proposes, the one whose table (serialized ``compact`` or not) plus
+        stream costs the fewest bits (``file_bits``)."""
         signed = bool(unique.size and unique[0] < 0)
-        escaped = _choose_escapes(unique, counts, signed)
+        best, best_bits = None, np.inf
+        for escaped in _candidate_splits(unique, counts, signed):
+            table = cls.split(unique, counts, signed, escaped)
+            if compact and escaped.any():
+                table.model_top_bits(unique[escaped], counts[escaped])
+            bits = table.file_bits(compact)
+            if bits < best_bits:
+                best, best_bits = table, bits
+        return best
+
+    def model_top_bits(self, escaped: np.ndarray, escaped_counts: np.ndarray) -> None:
+        """For each escape length L, code the b leading payload bits (0 <= b <= MAX_TOP_BITS, L - 1)
+        with a histogram of their 2^b values when that saves more bits than the histogram costs:
+        escapes are uniform within a length only when the symbols are (compact tables only)."""
+        codes = _raw_codes(escaped, self.signed)
+        lengths = _bit_lengths(codes)
+        top_bits = np.zeros(self.lengths.size, dtype=np.int64)
+        histograms = []
+        for index, length in enumerate(self.lengths.tolist()):  # at most 65 lengths
+            members = lengths == length
+            payload = (codes[members] & ((np.uint64(1) << np.uint64(max(length - 1, 0))) - np.uint64(1))
+                       if length > 1 else codes[members])
+            weights, total = escaped_counts[members], int(self.length_counts[index])
+            best, best_bits, best_counts = 0, 0.0, None
+            for bits in range(1, min(MAX_TOP_BITS, length - 1) + 1):
+                tops = (payload >> np.uint64(length - 1 - bits)).astype(np.int64)
+                histogram = np.bincount(tops, weights=weights, minlength=1 << bits).astype(np.int64)
+                present = histogram[histogram > 0]
+                saved = total * bits - float(np.sum(present * np.log2(total / present)))
+                saved -= 8.0 * float(varint_sizes(histogram[:-1].astype(np.uint64)).sum())
+                if saved > best_bits:
+                    best, best_bits, best_counts = bits, saved, histogram
+            top_bits[index] = best
+            if best:
+                histograms.append(best_counts)
+        if histograms:
+            self.top_bits, self.top_counts = top_bits, histograms
+
+    def file_bits(self, compact: bool = True) -> float:
+        """Bits this table costs in the file: its bytes, plus the stream's ideal bits under it."""
+        return 8.0 * len(self.to_bytes(compact)) + self.ideal_bits()
+
+    @classmethod
+    def split(cls, unique: np.ndarray, counts: np.ndarray, signed: bool,
+              escaped: np.ndarray) -> FrequencyTable:
+        """The table that keeps the symbols not ``escaped`` and escapes the others."""
         table = cls(unique[~escaped], counts[~escaped], signed)
         if escaped.any():
             table.escape_count = int(counts[escaped].sum())
@@ -195,8 +245,37 @@ class FrequencyTable:
             table.length_counts = bins[table.lengths]
         return table
 
-    def to_bytes(self) -> bytes:
-        """Serialize: flags, symbol count, first symbol and gaps, counts, escape lengths."""
+    def to_bytes(self, compact: bool = True) -> bytes:
+        """Serialize: flags, symbol count, first symbol and gaps, counts, escape lengths.
+
+        ``compact`` (format version 4): the flags say whether there are escapes and whether
+        their top bits are modeled, and the last count of the symbols (or the escapes) and of the
+        escape lengths is left out: the reader knows the total (``from_bytes``'s ``total``).
+        Else the form of versions 1-3.
+        """
+        if not compact:
+            return self._legacy_bytes()
+        escaped = self.escape_count > 0
+        topped = escaped and self.top_bits is not None
+        parts = [bytes([(1 if self.signed else 0) | (2 if escaped else 0) | (4 if topped else 0)]),
+                 encode_varints(np.array([self.symbols.size]))]
+        if self.symbols.size:
+            first = _raw_codes(self.symbols[:1], self.signed)
+            with np.errstate(over="ignore"):  # differences wrap in int64 but are exact as uint64
+                gaps = np.diff(self.symbols).astype(np.uint64) - np.uint64(1)
+            parts += [encode_varints(first), encode_varints(gaps),
+                      encode_varints(self.counts if escaped else self.counts[:-1])]
+        if escaped:
+            parts += [encode_varints(np.array([self.lengths.size])), encode_varints(self.lengths),
+                      encode_varints(self.length_counts[:-1])]
+        if topped:
+            parts.append(encode_varints(self.top_bits))
+            parts += [encode_varints(histogram[:-1]) for histogram in self.top_counts]
+        return b"".join(parts)
+
+    def _legacy_bytes(self) -> bytes:
+        if self.top_bits is not None:
+            raise BayesCompressError("internal: escape top bits need the compact table form")
         parts = [bytes([1 if self.signed else 0]), encode_varints(np.array([self.symbols.size]))]
         if self.symbols.size:
             first = _raw_codes(self.symbols[:1], self.signed)
@@ -211,47 +290,92 @@ class FrequencyTable:
         return b"".join(parts)
 
     @classmethod
-    def from_bytes(cls, buffer: bytes | memoryview, offset: int = 0) -> tuple[FrequencyTable, int]:
-        """Parse one table at ``offset``; return it and the offset just after it."""
+    def from_bytes(cls, buffer: bytes | memoryview, offset: int = 0,
+                   total: int | None = None) -> tuple[FrequencyTable, int]:
+        """Parse one table at ``offset``; return it and the offset just after it.
+
+        With ``total`` (the symbols it covers) the table is in the compact form of version 4.
+        """
         if offset >= len(buffer):
             raise BayesCompressError("frequency table is truncated")
         flags = buffer[offset]
-        if flags not in (0, 1):
+        if flags not in (range(8) if total is not None else (0, 1)) or flags & 6 == 4:
             raise BayesCompressError("frequency table has unknown flags")
-        signed = flags == 1
+        signed = bool(flags & 1)
+        escaped = bool(flags & 2)
+        topped = bool(flags & 4)
         n, offset = read_varint(buffer, offset + 1)
         if n > MAX_TABLE_SYMBOLS:
             raise BayesCompressError("frequency table is larger than any writer produces")
+        if total is not None and not 0 <= total < 1 << 40:
+            raise BayesCompressError("frequency table covers too many symbols")
+        implied = total is not None and not escaped
         symbols = np.zeros(0, dtype=np.int64)
         counts = np.zeros(0, dtype=np.int64)
         if n:
             first, offset = decode_varints(buffer, 1, offset)
             gaps, offset = decode_varints(buffer, n - 1, offset)
-            raw_counts, offset = decode_varints(buffer, n, offset)
+            raw_counts, offset = decode_varints(buffer, n - 1 if implied else n, offset)
             start = unzigzag(first) if signed else first.view(np.int64)
             with np.errstate(over="ignore"):  # uint64 wraps; an overflow shows as a decrease below
                 steps = np.cumsum(gaps + np.uint64(1), dtype=np.uint64)
                 symbols = np.concatenate((start, (start.view(np.uint64) + steps).view(np.int64)))
             if not np.all(symbols[1:] > symbols[:-1]):
                 raise BayesCompressError("frequency table symbols are out of range")
-            counts = raw_counts.astype(np.int64)
-            if counts.min() < 1 or raw_counts.max() >= np.uint64(1 << 40):
+            if raw_counts.size and raw_counts.max() >= np.uint64(1 << 40):
                 raise BayesCompressError("frequency table counts are out of range")
-        escape_count, offset = read_varint(buffer, offset)
+            counts = raw_counts.astype(np.int64)
+            if implied:
+                counts = np.append(counts, total - int(counts.sum()))
+            if counts.min() < 1:
+                raise BayesCompressError("frequency table counts are out of range")
+        if total is None:
+            escape_count, offset = read_varint(buffer, offset)
+        else:
+            escape_count = total - int(counts.sum())
+            if escape_count < 0 or escaped != (escape_count > 0):
+                raise BayesCompressError("frequency table counts do not add up to its piece")
         table = cls(symbols, counts, signed, escape_count)
         if escape_count:
             n_lengths, offset = read_varint(buffer, offset)
             if not 1 <= n_lengths <= 65:
                 raise BayesCompressError("frequency table escape lengths are out of range")
             lengths, offset = decode_varints(buffer, n_lengths, offset)
-            length_counts, offset = decode_varints(buffer, n_lengths, offset)
+            length_counts, offset = decode_varints(buffer, n_lengths - (total is not None), offset)
             if lengths.max() > 64 or np.any(np.diff(lengths.astype(np.int64)) <= 0):
                 raise BayesCompressError("frequency table escape lengths are out of range")
+            if length_counts.size and length_counts.max() >= np.uint64(1 << 40):
+                raise BayesCompressError("frequency table escape counts do not add up")
             table.lengths = lengths.astype(np.int64)
             table.length_counts = length_counts.astype(np.int64)
+            if total is not None:
+                last = escape_count - int(table.length_counts.sum())
+                table.length_counts = np.append(table.length_counts, last)
             if table.length_counts.sum() != escape_count or table.length_counts.min() < 1:
                 raise BayesCompressError("frequency table escape counts do not add up")
+            if topped:
+                offset = table._read_top_bits(buffer, offset)
         return table, offset
+
+    def _read_top_bits(self, buffer, offset: int) -> int:
+        """Parse the top-bit histograms of a compact table's escape lengths; the offset after."""
+        top_bits, offset = decode_varints(buffer, self.lengths.size, offset)
+        top_bits = top_bits.astype(np.int64) if top_bits.max() <= MAX_TOP_BITS else None
+        if top_bits is None or np.any(top_bits > np.maximum(self.lengths - 1, 0)) or not top_bits.any():
+            raise BayesCompressError("frequency table escape top bits are out of range")
+        histograms = []
+        for bits, total in zip(top_bits.tolist(), self.length_counts.tolist(), strict=True):
+            if bits:
+                counts, offset = decode_varints(buffer, (1 << bits) - 1, offset)
+                if counts.size and counts.max() >= np.uint64(1 << 40):
+                    raise BayesCompressError("frequency table escape top counts do not add up")
+                counts = counts.astype(np.int64)
+                counts = np.append(counts, total - int(counts.sum()))
+                if counts[-1] < 0:
+                    raise BayesCompressError("frequency table escape top counts do not add up")
+                histograms.append(counts)
+        self.top_bits, self.top_counts = top_bits, histograms
+        return offset
 
     def model_probabilities(self) -> np.ndarray:
         counts = self.counts
@@ -271,6 +395,13 @@ class FrequencyTable:
                 probs = fixed_point_probabilities(self.length_counts)
                 bits += float(np.sum(self.length_counts * (PRECISION - np.log2(probs))))
             bits += float(np.sum(self.length_counts * np.maximum(self.lengths - 1, 0)))
+            for histogram in self.top_counts or ():
+                present = histogram[histogram > 0]
+                if present.size > 1:
+                    probs = fixed_point_probabilities(present)
+                    bits += float(np.sum(present * (PRECISION - np.log2(probs))))
+            if self.top_bits is not None:
+                bits -= float(np.sum(self.length_counts * self.top_bits))
         return bits
 
 
@@ -315,6 +446,23 @@ def empirical_entropy_bits(symbols: np.ndarray) -> float:
     return float(total * np.log2(total) - np.sum(counts * np.log2(counts))) if total else 0.0
 
 
+def alphabet_description_bits(symbols: np.ndarray) -> float:
+    """What any code must spend to say which symbols occur: log2 C(2^(L-1), k_L) bits for the k_L
+    distinct symbols of each raw code length L (VBQ: each rate), plus 6 bits per length.
+
+    >>> round(alphabet_description_bits(np.array([4, 5, 5, 7])), 3)  # 3 of the 4 three-bit codes
+    8.0
+    """
+    from scipy.special import gammaln
+
+    unique, _ = symbol_counts(symbols)
+    lengths = _bit_lengths(_raw_codes(unique, bool(unique.size and unique[0] < 0)))
+    present, k = np.unique(lengths, return_counts=True)
+    m = np.exp2(np.maximum(present - 1, 0).astype(np.float64))  # codes of each length
+    bits = (gammaln(m + 1) - gammaln(k + 1) - gammaln(m - k + 1)) / np.log(2) + 6.0
+    return float(bits.sum())
+
+
 def _raw_codes(symbols: np.ndarray, signed: bool) -> np.ndarray:
     return zigzag(symbols) if signed else np.asarray(symbols, dtype=np.int64).view(np.uint64)
 
@@ -330,28 +478,62 @@ def _bit_lengths(codes: np.ndarray) -> np.ndarray:
     return lengths + (remaining > 0)
 
 
-def _choose_escapes(unique: np.ndarray, counts: np.ndarray, signed: bool) -> np.ndarray:
-    """Escape the symbols whose table entry costs more than sending them raw (estimated bits)."""
+def _candidate_splits(unique: np.ndarray, counts: np.ndarray, signed: bool) -> list[np.ndarray]:
+    """Which symbols to escape (masks): none, all, and the split that minimizes the estimated
+    file bits, twice (entry gaps guessed as one byte, then measured on the first split's table).
+
+    Sent as escapes, the symbols whose raw code has L bits cost log2(N / n_L) + L - 1 bits each
+    (n_L: the escaped occurrences of that length, coded with the length table), so lengths are
+    independent choices: in each, keep the k most frequent symbols, for the k that costs least.
+    """
     n = unique.size
-    escaped = np.zeros(n, dtype=bool)
     if n <= 1:
-        return escaped
+        return [np.zeros(n, dtype=bool)]
+    lengths = _bit_lengths(_raw_codes(unique, signed))
+    splits = [np.ones(n, dtype=bool)]
+    if n <= MAX_TABLE_SYMBOLS:
+        splits.append(np.zeros(n, dtype=bool))
+    gap_bytes = np.ones(n, dtype=np.int64)
+    for _ in range(2):
+        escaped = _cheapest_split(counts, lengths, 8.0 * (gap_bytes + varint_sizes(counts)))
+        splits.append(escaped)
+        kept = np.flatnonzero(~escaped)
+        if kept.size == 0:
+            break
+        # the gap each symbol would have in that table: to the kept symbol before it
+        before = np.searchsorted(kept, np.arange(n), side="left") - 1
+        with np.errstate(over="ignore"):
+            gaps = (unique - unique[kept[np.maximum(before, 0)]]).astype(np.uint64) - np.uint64(1)
+        gap_bytes = np.where(before >= 0, varint_sizes(gaps), varint_sizes(_raw_codes(unique, signed)))
+    return splits
+
+
+def _cheapest_split(counts: np.ndarray, lengths: np.ndarray, entry_bits: np.ndarray) -> np.ndarray:
+    """Escape mask minimizing the estimated bits: per raw code length L, the k most frequent
+    symbols kept (each c log2(N/c) bits in the stream + its entry), the rest R occurrences
+    escaped (R log2(N/R) + R (L - 1) bits + about two bytes in the length list)."""
+    n = counts.size
     total = float(counts.sum())
-    codes = _raw_codes(unique, signed)
-    raw_bits = np.maximum(_bit_lengths(codes) - 1, 0) + 3.0  # payload + about 3 bits of length
-    gaps = np.diff(unique, prepend=unique[0]).astype(np.uint64)
-    entry_bits = 8.0 * (varint_sizes(gaps) + varint_sizes(counts.astype(np.uint64)))
-    keep_bits = entry_bits + counts * np.log2(total / counts)
-    # escaping first the symbols with the most to gain, try every prefix and keep the best
-    advantage = keep_bits - counts * raw_bits
-    order = np.argsort(-advantage, kind="stable")
-    escaped_counts = np.cumsum(counts[order])
-    escaped_costs = np.cumsum((counts * raw_bits - keep_bits)[order])
-    costs = escaped_costs + escaped_counts * np.log2(total / escaped_counts) + 16.0
-    costs = np.concatenate(([0.0], costs))
-    min_escapes = max(0, n - MAX_TABLE_SYMBOLS)
-    best = min_escapes + int(np.argmin(costs[min_escapes:]))
-    escaped[order[:best]] = True
+    escaped = np.ones(n, dtype=bool)
+    order = np.lexsort((np.arange(n), -counts, lengths))
+    sorted_lengths = lengths[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_lengths[1:] != sorted_lengths[:-1])))
+    stops = np.append(starts[1:], n)
+    for start, stop in zip(starts, stops, strict=True):  # at most 65 lengths
+        members = order[start:stop]
+        member_counts = counts[members].astype(np.float64)
+        keep_bits = np.cumsum(member_counts * np.log2(total / member_counts) + entry_bits[members])
+        rest = member_counts.sum() - np.concatenate(([0.0], np.cumsum(member_counts)))
+        payload_bits = max(int(sorted_lengths[start]) - 1, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest_bits = np.where(rest > 0, rest * (np.log2(total / rest) + payload_bits) + 16.0, 0.0)
+        costs = np.concatenate(([0.0], keep_bits)) + rest_bits
+        kept = int(np.argmin(costs))
+        escaped[members[:kept]] = False
+    kept = np.flatnonzero(~escaped)
+    if kept.size > MAX_TABLE_SYMBOLS:  # a huge segment: the rarest kept symbols go back to escapes
+        rarest = kept[np.lexsort((kept, counts[kept]))[: kept.size - MAX_TABLE_SYMBOLS]]
+        escaped[rarest] = True
     return escaped
 
 
@@ -409,9 +591,30 @@ def _encode_escapes(encoder, codes: np.ndarray, table: FrequencyTable) -> None:
         encoder.encode(dense, categorical_model(fixed_point_probabilities(table.length_counts)))
     payload_bits = np.maximum(lengths - 1, 0)
     payload = codes & ((np.uint64(1) << np.maximum(lengths - 1, 0).astype(np.uint64)) - np.uint64(1))
+    for selected, low_bits, histogram in _top_plan(table, lengths):
+        tops = (payload[selected] >> np.uint64(low_bits)).astype(np.int64)
+        present = np.flatnonzero(histogram)
+        if present.size > 1:
+            dense = np.searchsorted(present, tops).astype(np.int32)
+            encoder.encode(dense, categorical_model(fixed_point_probabilities(histogram[present])))
+        elif np.any(tops != present[0]):
+            raise BayesCompressError("internal: escape top bits missing from their histogram")
+        payload[selected] &= (np.uint64(1) << np.uint64(low_bits)) - np.uint64(1)
+        payload_bits[selected] = low_bits
     for chunk, bits, selected in _chunk_plan(payload_bits):
         values = (payload[selected] >> np.uint64(chunk * _CHUNK_BITS)) & np.uint64((1 << bits) - 1)
         encoder.encode(values.astype(np.int32), categorical_model(_uniform_probs(bits)))
+
+
+def _top_plan(table: FrequencyTable, lengths: np.ndarray):
+    """For each escape length whose leading payload bits are modeled, in the table's order: the
+    escapes of that length (indices), the payload bits left below the top bits, the histogram."""
+    if table.top_bits is None:
+        return
+    histograms = iter(table.top_counts)
+    for length, bits in zip(table.lengths.tolist(), table.top_bits.tolist(), strict=True):
+        if bits:
+            yield np.flatnonzero(lengths == length), length - 1 - bits, next(histograms)
 
 
 def _chunk_plan(payload_bits: np.ndarray):
@@ -487,6 +690,17 @@ def _decode_escapes(decoder, count: int, table: FrequencyTable) -> np.ndarray:
         lengths = np.full(count, table.lengths[0], dtype=np.int64)
     payload_bits = np.maximum(lengths - 1, 0)
     payload = np.zeros(count, dtype=np.uint64)
+    for selected, low_bits, histogram in _top_plan(table, lengths):
+        present = np.flatnonzero(histogram)
+        if selected.size != histogram.sum():
+            raise BayesCompressError("stream decodes to a different number of escapes of a length")
+        if present.size > 1:
+            model = categorical_model(fixed_point_probabilities(histogram[present]))
+            tops = present[np.asarray(decoder.decode(model, selected.size))]
+        else:
+            tops = np.full(selected.size, present[0])
+        payload[selected] = tops.astype(np.uint64) << np.uint64(low_bits)
+        payload_bits[selected] = low_bits
     for chunk, bits, selected in _chunk_plan(payload_bits):
         values = np.asarray(decoder.decode(categorical_model(_uniform_probs(bits)), selected.size))
         payload[selected] |= values.astype(np.uint64) << np.uint64(chunk * _CHUNK_BITS)
@@ -505,9 +719,9 @@ class RangeCoder:
 
     def encode(self, symbol_arrays: list[np.ndarray]) -> tuple[bytes, bytes, dict]:
         """Tables section, stream section and coder spec for these tensors' symbols."""
-        tables = [FrequencyTable.fit(symbols) for symbols in symbol_arrays]
+        tables = [FrequencyTable.fit(symbols, compact=False) for symbols in symbol_arrays]
         stream = encode_stream(list(zip(symbol_arrays, tables, strict=True)))
-        return b"".join(table.to_bytes() for table in tables), stream, dict(CODER_SPEC)
+        return b"".join(table.to_bytes(compact=False) for table in tables), stream, dict(CODER_SPEC)
 
     @staticmethod
     def read_tables(data: bytes, n_tensors: int) -> list[FrequencyTable]:

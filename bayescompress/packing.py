@@ -15,6 +15,7 @@ import numpy as np
 
 from ._version import __version__
 from .archive import (
+    COMPACT_VERSION,
     SEGMENTED_VERSION,
     SINGLE_STREAM_VERSION,
     open_archive,
@@ -106,8 +107,10 @@ def pack(
     elif options:
         raise BayesCompressError(f"options {', '.join(sorted(options))} go to the quantizer's constructor, "
                                  "not to pack, when pack is given a quantizer object")
-    else:
+    elif isinstance(method, Quantizer):
         quantizer = method
+    else:
+        raise BayesCompressError(f"method {method!r} is neither a method name nor a Quantizer")
     symbol_coder = make_coder(coder)
     if isinstance(symbol_coder, RangeCoder) and not isinstance(source, Posterior):
         out = check_output_path(out, overwrite=overwrite, inputs=(source,))
@@ -348,7 +351,8 @@ def open_unpacked(path: str | os.PathLike, *, workers: int | None = None,
         def pieces(wanted):
             return decoded_pieces(archive, entries, sizes, quantizer, config, wanted=wanted,
                                   workers=workers, chunk_latents=chunk_latents)
-    vocab, model_spec, metadata = decode_side_data(side, header.get("side", {"parts": []}), source)
+    vocab, model_spec, metadata = decode_side_data(side, header.get("side", {"parts": []}), source,
+                                                   compact=archive.version >= COMPACT_VERSION)
     kind = header.get("kind") if header.get("kind") in KINDS else "generic"
     return UnpackedStream(kind, vocab, model_spec, metadata, header, entries, pieces)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .coding import FrequencyTable
+from .coding import symbol_counts
 from .errors import BayesCompressError
 from .quantizers import Option, QuantizedTensor, whole_number
 from .vbq import (
@@ -30,12 +30,14 @@ _CHUNK = 1 << 18
 
 @dataclass(frozen=True)
 class CodeLengths:
-    """What each VBQ symbol costs in bits under one pass's frequency table.
+    """What each VBQ symbol costs in bits under one pass's symbol frequencies.
 
-    A symbol in the table costs min(-log2 p(s), escape_bits + r(s)); any other symbol costs
+    A symbol of the pass costs min(-log2 p(s), escape_bits + r(s)); any other symbol costs
     escape_bits + r(s): the escape, then about r bits for its length code and raw payload (the
-    coder's route for symbols outside its table).  ``escape_bits`` = log2((N + 1) / (e + 1)) for
-    N coded symbols of which e were escaped, so that an escape never seen costs log2(N + 1).
+    coder's route for symbols outside its table).  ``escape_bits`` = log2(N + 1) for N coded
+    symbols: an escape never seen.  (The coder's table keeps only the symbols that pay for their
+    entry, and codes the others about as well as their frequencies say: escapes whose raw codes
+    are uneven have their leading bits modeled, so the frequencies are the better guide.)
 
     >>> lengths = CodeLengths.from_symbols(np.repeat([1, 2, 3], [600, 300, 100]))
     >>> lengths.of(np.array([1, 2, 3, 4])).round(3).tolist()
@@ -48,10 +50,10 @@ class CodeLengths:
 
     @classmethod
     def from_symbols(cls, symbols: np.ndarray) -> CodeLengths:
-        table = FrequencyTable.fit(np.asarray(symbols, dtype=np.int64))
-        total = table.total
-        bits = np.log2(total / table.counts.astype(np.float64))
-        return cls(table.symbols, bits, math.log2((total + 1) / (table.escape_count + 1)))
+        unique, counts = symbol_counts(np.asarray(symbols, dtype=np.int64))
+        total = int(counts.sum())
+        bits = np.log2(total / counts.astype(np.float64))
+        return cls(unique, bits, math.log2(total + 1))
 
     def of(self, symbols: np.ndarray) -> np.ndarray:
         """Code length in bits of each symbol, by the rule above."""
@@ -174,7 +176,7 @@ class RefinedVBQQuantizer(VBQQuantizer):
     >>> bool(np.array_equal(RefinedVBQQuantizer(lam=1.0, passes=0).quantize(means, stds).symbols, plain))
     True
     >>> len(np.unique(plain)), len(np.unique(refined))
-    (26, 17)
+    (26, 19)
     """
 
     name = "vbq-refined"

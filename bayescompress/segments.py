@@ -58,24 +58,26 @@ def segment_pieces(sizes: list[int], segment_latents: int) -> Iterator[list[Piec
 
 
 def encode_segment(
-    symbol_pieces: list[np.ndarray], counted: list[tuple[np.ndarray, np.ndarray]]
+    symbol_pieces: list[np.ndarray], counted: list[tuple[np.ndarray, np.ndarray]], compact: bool = True
 ) -> tuple[bytes, int]:
     """A segment's bytes (tables, then stream) and the length of its tables.
 
-    ``counted`` holds each piece's distinct symbols and counts (``coding.symbol_counts``).
+    ``counted`` holds each piece's distinct symbols and counts (``coding.symbol_counts``);
+    ``compact``: tables in the form of format version 4 (else version 3).
     """
-    tables = [FrequencyTable.from_counts(unique, counts) for unique, counts in counted]
-    table_bytes = b"".join(table.to_bytes() for table in tables)
+    tables = [FrequencyTable.from_counts(unique, counts, compact) for unique, counts in counted]
+    table_bytes = b"".join(table.to_bytes(compact) for table in tables)
     stream = encode_stream(list(zip(symbol_pieces, tables, strict=True)))
     return table_bytes + stream, len(table_bytes)
 
 
-def decode_segment(data: bytes, table_length: int, counts: list[int]) -> list[np.ndarray]:
+def decode_segment(data: bytes, table_length: int, counts: list[int],
+                   compact: bool = True) -> list[np.ndarray]:
     """Symbols of each piece of a segment, given its bytes, table length and piece sizes."""
     tables, offset = [], 0
     view = memoryview(data)[:table_length]
-    for _ in counts:
-        table, offset = FrequencyTable.from_bytes(view, offset)
+    for count in counts:
+        table, offset = FrequencyTable.from_bytes(view, offset, count if compact else None)
         tables.append(table)
     if offset != table_length:
         raise BayesCompressError("segment tables do not end where the index says")

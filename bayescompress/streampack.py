@@ -1,5 +1,5 @@
 """Streaming pack: read a posterior piece by piece, quantize and code its segments on worker
-threads, spool the coded segments to disk in order, then assemble a version-2 archive.
+threads, spool the coded segments to disk in order, then assemble a segmented archive.
 
 Memory follows ``chunk_latents`` (latents read at a time), never the model's size, and the
 bytes written depend on the segment size alone, not on the chunk size or the worker count.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive import FORMAT_VERSION, values_crc_seed, write_spooled_archive
+from .archive import COMPACT_VERSION, FORMAT_VERSION, values_crc_seed, write_spooled_archive
 from .coding import symbol_counts
 from .segments import SEGMENT_LATENTS, encode_index, encode_segment, segment_count, segment_pieces
 from .sidedata import encode_side_data
@@ -119,9 +119,8 @@ def pack_stream(
             }
             for t, plan, crc in zip(posterior.tensors, plans, sink.crcs, strict=True)
         ]
-        side, side_descriptor = encode_side_data(
-            posterior.vocab, posterior.model_spec, posterior.metadata
-        )
+        side, side_descriptor = encode_side_data(posterior.vocab, posterior.model_spec, posterior.metadata,
+                                                 compact=FORMAT_VERSION >= COMPACT_VERSION)
         header = {
             **header,
             "tensors": entries,
@@ -181,7 +180,7 @@ class _SegmentCoder:
             with np.errstate(over="ignore"):  # a value past float16/32's range rounds to inf, as in unpack
                 chosen.append(np.asarray(values).astype(self.posterior.tensors[piece.tensor].dtype))
         tallies = [symbol_counts(s) for s in symbols]
-        data, table_length = encode_segment(symbols, tallies)
+        data, table_length = encode_segment(symbols, tallies, compact=FORMAT_VERSION >= COMPACT_VERSION)
         return data, table_length, chosen, tallies
 
 

@@ -13,7 +13,7 @@ from zlib import crc32 as zlib_crc32
 
 import numpy as np
 
-from .archive import ArchiveFile, values_crc_seed
+from .archive import COMPACT_VERSION, ArchiveFile, values_crc_seed
 from .errors import BayesCompressError
 from .segments import Piece, decode_index, decode_segment, segment_count, segment_pieces
 from .streampack import CHUNK_LATENTS, available_cores
@@ -61,7 +61,8 @@ def decoded_pieces(
 
     def decode(pieces, data, table_length):
         try:
-            symbols = decode_segment(data, table_length, [p.size for p in pieces])
+            symbols = decode_segment(data, table_length, [p.size for p in pieces],
+                                     archive.version >= COMPACT_VERSION)
         except BayesCompressError as exc:
             raise BayesCompressError(f"{source}: {exc}") from exc
         except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports a bad stream so
@@ -132,7 +133,8 @@ def estimated_bits(archive: ArchiveFile, sizes: list[int]) -> tuple[list[float],
         tables, offset = archive.read_range(int(offsets[number]), int(lengths[number, 0])), 0
         for piece in pieces:
             try:
-                table, offset = FrequencyTable.from_bytes(tables, offset)
+                total = piece.size if archive.version >= COMPACT_VERSION else None
+                table, offset = FrequencyTable.from_bytes(tables, offset, total)
             except BayesCompressError as exc:
                 raise BayesCompressError(f"{archive.path}: {exc}") from exc
             bits[piece.tensor] += table.ideal_bits()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ MAX_RATE = 53
 _TABLE_RATE = 20  # code points up to this rate are looked up, not recomputed
 _CHUNK = 1 << 18  # latents per vectorized block: bounds memory, keeps arrays in cache
 PRIOR_BLOCK = 1 << 16  # latents per partial sum of the empirical prior (see from_blocks)
+_UNIT_SCALES = (1e-100, 1e100)  # prior scales outside: the search runs in the prior's units
 _CHOICE_SAMPLE = 1 << 16  # latents on which prior=auto compares its two priors
 QUANTILE = basic_quantile.NAME  # the code points' quantile function of every archive written now
 LEGACY_QUANTILE = "scipy-ndtri"  # version-1 archives (no "quantile" in their config) were written with it
@@ -285,6 +286,11 @@ def _choose_block(
     means: np.ndarray, stds: np.ndarray, lam: float, prior: Prior, max_rate: int
 ) -> np.ndarray:
     with np.errstate(over="ignore"):  # extreme finite means or stds give infinite losses, compared as such
+        if not _UNIT_SCALES[0] < prior.scale < _UNIT_SCALES[1]:
+            # losses in the prior's own units: squared distances of 1e-160-sized means underflow
+            # to 0 (every latent would tie with the median), those of 1e200-sized ones overflow
+            unit = replace(prior, loc=prior.loc / prior.scale, scale=1.0)
+            return _search_block(means / prior.scale, stds / prior.scale, lam, unit, max_rate)
         return _search_block(means, stds, lam, prior, max_rate)
 
 
@@ -360,6 +366,35 @@ def prior_and_symbols(
 
 
 def choose_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
+    """``_fitted_prior`` at the precision the header stores (``stored_precision``)."""
+    return stored_precision(_fitted_prior(kind, mean_blocks, strided, size, lam, max_rate))
+
+
+_FLOAT32_NORMAL = (2.0**-126, 2.0**127)  # float32 holds these magnitudes with 24 significant bits
+
+
+def stored_precision(prior: Prior) -> Prior:
+    """The prior with loc and scale rounded to float32 where float32 holds them with full
+    precision (the scale upwards, so the outermost code point never moves inwards).
+
+    An empirical prior needs no 53 significant bits, and a version-4 header stores a float32 in
+    4 bytes instead of 8; the decoder uses exactly the stored value, as the encoder did.
+
+    >>> stored_precision(GaussianPrior(0.0, 0.1))
+    GaussianPrior(loc=0.0, scale=0.10000000149011612)
+    """
+    loc, scale = prior.loc, prior.scale
+    if loc == 0 or _FLOAT32_NORMAL[0] <= abs(loc) <= _FLOAT32_NORMAL[1]:
+        loc = float(np.float32(loc)) + 0.0
+    if _FLOAT32_NORMAL[0] <= scale <= _FLOAT32_NORMAL[1]:
+        rounded = np.float32(scale)
+        if float(rounded) < scale:
+            rounded = np.nextafter(rounded, np.float32(np.inf))
+        scale = float(rounded)
+    return type(prior)(loc, scale)
+
+
+def _fitted_prior(kind: str, mean_blocks, strided, size: int, lam: float, max_rate: int = MAX_RATE) -> Prior:
     """The prior of family ``kind`` (``tails``: rms unless it would clip a mean, then t2; ``auto``:
     the cheaper of t2 and rms), from the tensor's
     means read in blocks (``mean_blocks()``) and evenly strided samples (``strided(step)`` ->

@@ -40,7 +40,21 @@ def fixture_posteriors() -> dict[str, tuple[Posterior, dict]]:
     heavy_means = rng.standard_t(1.5, size=(30, 5))
     heavy_means[0, 0] = 1e3 * np.sqrt(np.mean(np.square(heavy_means)))
     heavy = Posterior({"W": TensorPosterior(heavy_means, np.exp(rng.uniform(-5, -1, (30, 5))))})
-    return {"vbq": (embedding, {"lam": 0.05}), "vbq-escapes": (wide, {"lam": 1e-7}),
+    # version 4: a network with a model spec and metadata (binary JSON side data)
+    from bayescompress.networks.model_spec import mlp_spec
+
+    spec = mlp_spec([5, 3, 2], task="classification", classes=["no", "yes"],
+                    input_mean=rng.uniform(0, 9, 5).tolist(), input_std=rng.uniform(1, 3, 5).tolist(),
+                    data={"path": "digits", "test_fraction": 0.2, "seed": 0})
+    layers = {f"layers.{i}.{part}": TensorPosterior(rng.normal(size=shape).astype(np.float32),
+                                                    np.full(shape, 0.2, np.float32))
+              for i, (fan_in, fan_out) in enumerate(((5, 3), (3, 2)))
+              for part, shape in (("weight", (fan_out, fan_in)), ("bias", (fan_out,)))}
+    network = Posterior(layers, kind="network", model_spec=spec,
+                        metadata={"fit": {"elbo": -12.345678901234567, "steps": 100},
+                                  "note": "\u00e9t\u00e9"})
+    return {"vbq": (embedding, {"lam": 0.05}), "vbq-network": (network, {"lam": 0.1}),
+            "vbq-escapes": (wide, {"lam": 1e-7}),
             "vbq-t2": (heavy, {"lam": 0.01, "prior": "t2"}),
             "vbq-lzma": (small, {"lam": 0.05, "coder": "lzma"}),
             # version 3: segments of 96 latents, so a tensor spans several and one holds two tensors

@@ -176,22 +176,34 @@ def _archive_parts(blob: bytes) -> tuple[dict, dict[str, bytes]]:
 
 def _encode_raw(header, sections: dict[str, bytes], rng) -> bytes:
     """Like encode_archive, but for any JSON value as header, with correct checksums."""
-    from bayescompress.archive import FORMAT_VERSION, MAGIC
+    from bayescompress import binaryjson
+    from bayescompress.archive import COMPACT_VERSION, FORMAT_VERSION, MAGIC, _varint
+    from bayescompress.errors import BayesCompressError
 
+    version = FORMAT_VERSION if rng.random() < 0.8 else int(rng.choice([0, 1, 2, 3, 4, 65535]))
     index, offset = {}, 0
     for name, data in sections.items():
         index[name] = {"offset": offset, "length": len(data), "crc32": zlib.crc32(data)}
+        if version >= COMPACT_VERSION and rng.random() < 0.9:  # version 4 has no offsets
+            del index[name]["offset"]
         offset += len(data)
     if isinstance(header, dict) and "sections" not in header:
         header = {**header, "sections": index}
     try:
-        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
-    except (RecursionError, ValueError):
+        if version == COMPACT_VERSION and rng.random() < 0.9:
+            text = binaryjson.encode(header)
+        else:
+            text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
+            text = text.encode("utf-8", "surrogatepass")
+    except (RecursionError, ValueError, BayesCompressError):
         text = b"[" * 100000
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     packed = deflate.compress(text) + deflate.flush()
-    version = FORMAT_VERSION if rng.random() < 0.8 else int(rng.choice([0, 1, 2, 3, 65535]))
-    preamble = struct.pack("<8sHHI", MAGIC, version, 1, len(packed)) + packed
+    if version == COMPACT_VERSION:
+        flags, body = (1, packed) if rng.random() < 0.5 else (0, text)
+        preamble = struct.pack("<8sHB", MAGIC, version, flags) + _varint(len(body)) + body
+    else:
+        preamble = struct.pack("<8sHHI", MAGIC, version, 1, len(packed)) + packed
     return b"".join([preamble, struct.pack("<I", zlib.crc32(preamble)), *sections.values()])
 
 
@@ -221,6 +233,21 @@ def _crafted_table(rng) -> bytes:
     return bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
 
 
+def _crafted_segment(rng, header: dict) -> tuple[bytearray, bytes]:
+    """One segment (version 4: compact tables) whose tensor and table declare far more work
+    than its words pay for; ``header`` gets the tensor and segment size to match."""
+    big = int(10 ** rng.integers(6, 9))  # unpack may allocate the declared output, not more
+    entry = header["tensors"][0] if isinstance(header["tensors"][0], dict) else {}
+    header["tensors"] = [dict(entry, shape=[big])]
+    header["segments"] = {"latents": big, "count": 1}
+    if rng.random() < 0.5:  # all escapes of 40 bits (the last length count is implied)
+        table = bytes([2]) + _varint(0) + _varint(1) + _varint(40)
+    else:  # two symbols, the second's count implied
+        table = bytes([0]) + _varint(2) + _varint(1) + _varint(0) + _varint(big // 2)
+    words = bytes(rng.integers(0, 256, 4 * int(rng.integers(1, 64)), dtype=np.uint8))
+    return bytearray(table + words), _varint(len(table)) + _varint(len(words))
+
+
 def _side_bomb(rng) -> tuple[bytes, dict]:
     """Side data that inflates far beyond its size: a long vocabulary or a huge JSON part."""
     n = int(10 ** rng.integers(5, 8))
@@ -244,7 +271,7 @@ def make_archive_case(kind: str, rng, bases: dict, out: Path) -> Path:
                                  for i, entry in enumerate(many)]
         blob = _encode_raw(header, sections, rng)
     elif kind == "archive-sections":
-        name = ["tables", "side", "stream"][int(rng.integers(3))]
+        name = ["tables", "side", "stream", "index"][int(rng.integers(4))]
         data = bytearray(sections.get(name, b""))
         action = int(rng.integers(6))
         if action == 0 and data:
@@ -257,6 +284,9 @@ def make_archive_case(kind: str, rng, bases: dict, out: Path) -> Path:
             data += bytes(rng.integers(0, 256, int(rng.integers(1, 200)), dtype=np.uint8))
         elif action == 3 and name == "tables":
             data = bytearray(_crafted_table(rng))
+        elif (action == 3 and name == "stream" and "index" in sections
+              and isinstance(header.get("tensors"), list) and header["tensors"]):
+            data, sections["index"] = _crafted_segment(rng, header)
         elif action == 4 and name == "side":
             data, header["side"] = _side_bomb(rng)
             data = bytearray(data)

@@ -19,7 +19,7 @@ from bayescompress.networks.model_spec import check_tensors_match_spec, mlp_spec
 from bayescompress.networks.tabular import load_table, split_rows
 from bayescompress.packing import archive_info, pack, unpack
 from bayescompress.posterior import Posterior
-from bayescompress.vbq import GaussianPrior
+from bayescompress.vbq import GaussianPrior, stored_precision
 
 from .test_cli import assert_one_line_error, run
 
@@ -108,7 +108,7 @@ def test_pack_gives_every_tensor_its_own_empirical_prior(classifier, tmp_path):
     pack(folder / "post.h5", tmp_path / "a.bcz", lam=0.1)
     entries = {t["name"]: t["params"] for t in archive_info(tmp_path / "a.bcz")["tensors"]}
     for name, tensor in result.posterior.tensors.items():
-        prior = GaussianPrior.empirical(tensor.mean)
+        prior = stored_precision(GaussianPrior.empirical(tensor.mean))
         assert float.fromhex(entries[name]["scale"]) == prior.scale
     assert len({params["scale"] for params in entries.values()}) == len(entries)
 

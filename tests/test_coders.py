@@ -40,3 +40,15 @@ def test_an_unknown_coder_name_or_spec_is_a_user_error():
         make_coder("zstd")
     with pytest.raises(BayesCompressError, match="cannot decode"):
         coder_for({"name": "zstd"}, "a.bcz")
+
+
+def test_pack_refuses_a_method_or_coder_that_is_neither_a_name_nor_an_object(tmp_path):
+    from bayescompress.packing import pack
+    from bayescompress.posterior import Posterior, TensorPosterior
+
+    posterior = Posterior({"w": TensorPosterior(np.zeros(4), np.ones(4))})
+    with pytest.raises(BayesCompressError, match="neither a coder name nor a coder object"):
+        pack(posterior, tmp_path / "a.vbq", method="vbq", coder=3, lam=1.0)
+    with pytest.raises(BayesCompressError, match="neither a method name nor a Quantizer"):
+        pack(posterior, tmp_path / "a.vbq", method=object())
+    assert not list(tmp_path.iterdir())

@@ -17,6 +17,7 @@ from bayescompress.coding import (
     encode_stream,
     encode_varints,
     fixed_point_probabilities,
+    symbol_counts,
     unzigzag,
     zigzag,
 )
@@ -25,7 +26,7 @@ from bayescompress.vbq import GaussianPrior, choose_code_points
 
 
 def round_trip(blocks):
-    tables = [FrequencyTable.from_bytes(table.to_bytes())[0] for _, table in blocks]
+    tables = [FrequencyTable.from_bytes(table.to_bytes(), 0, table.total)[0] for _, table in blocks]
     stream = encode_stream(blocks)
     return decode_stream(stream, [(s.size, t) for (s, _), t in zip(blocks, tables, strict=True)]), stream
 
@@ -60,13 +61,59 @@ def test_stream_is_within_half_a_percent_of_the_empirical_entropy():
     assert 8 * len(stream) <= 1.005 * empirical_entropy_bits(symbols)
 
 
-def test_rare_symbols_are_escaped_and_frequent_ones_are_kept():
+def test_rare_symbols_are_escaped_and_frequent_uneven_ones_are_kept():
     rng = np.random.default_rng(2)
-    common = rng.integers(0, 4, 100_000)
-    rare = rng.integers(10**6, 10**9, 30)
+    common = rng.choice([4, 5, 6], 100_000, p=[0.8, 0.15, 0.05])  # raw codes of 3 bits, far from uniform
+    rare = rng.integers(2**29, 2**30, 30)  # 30-bit codes: 41 bits each as escapes, 57 as entries
     table = FrequencyTable.fit(np.concatenate([common, rare]))
-    assert table.symbols.tolist() == [0, 1, 2, 3]
+    assert table.symbols.tolist() == [4, 5, 6]
     assert table.escape_count == 30
+
+
+def test_symbols_as_cheap_as_escapes_are_escaped_rather_than_listed():
+    # uniform within each raw code length: escapes code them as well as a table, without the table
+    symbols = np.random.default_rng(2).integers(8, 16, 100_000)
+    table = FrequencyTable.fit(symbols)
+    assert table.symbols.size == 0 and len(table.to_bytes(compact=True)) <= 4
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_chosen_table_never_costs_more_than_all_entries_or_all_escapes(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(10, 30_000))
+    kind = seed % 4
+    if kind == 0:
+        symbols = rng.geometric(rng.uniform(0.01, 0.9), size)
+    elif kind == 1:
+        symbols = np.round(rng.standard_t(2, size) * 10 ** rng.uniform(0, 4)).astype(np.int64)
+    elif kind == 2:
+        symbols = rng.integers(1, 2 ** int(rng.integers(2, 40)), size)
+    else:
+        symbols = np.concatenate([rng.integers(0, 5, size), rng.integers(-(10**12), 10**12, size // 50 + 1)])
+    unique, counts = symbol_counts(symbols)
+    chosen = FrequencyTable.from_counts(unique, counts)
+    signed = bool(unique[0] < 0)
+    for escaped in (np.zeros(unique.size, bool), np.ones(unique.size, bool)):
+        other = FrequencyTable.split(unique, counts, signed, escaped)
+        assert chosen.file_bits() <= other.file_bits()
+        real = len(chosen.to_bytes(True)) + len(encode_stream([(symbols, chosen)]))
+        assert real <= len(other.to_bytes(True)) + len(encode_stream([(symbols, other)])) + 8
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compact_tables_round_trip_given_the_count_they_cover_and_leave_the_last_count_out(seed):
+    rng = np.random.default_rng(seed)
+    symbols = np.concatenate([rng.geometric(0.3, 5000), rng.integers(-(10**9), 10**9, 40 * (seed % 2))])
+    table = FrequencyTable.fit(symbols)
+    compact = table.to_bytes(compact=True)
+    parsed, end = FrequencyTable.from_bytes(compact + b"\xff", 0, symbols.size)
+    legacy = FrequencyTable.fit(symbols, compact=False).to_bytes(compact=False)
+    assert end == len(compact) and len(compact) < len(legacy)
+    assert parsed.symbols.tolist() == table.symbols.tolist()
+    assert parsed.counts.tolist() == table.counts.tolist()
+    assert parsed.escape_count == table.escape_count
+    with pytest.raises(BayesCompressError, match="do not add up|out of range"):
+        FrequencyTable.from_bytes(compact, 0, int(table.counts[:-1].sum()) if table.escape_count == 0 else 0)
 
 
 def test_table_is_a_small_fraction_of_a_one_bit_per_dim_vbq_archive():
@@ -118,7 +165,7 @@ def test_zigzag_maps_small_magnitudes_to_small_codes():
 def test_truncated_table_is_reported():
     table = FrequencyTable.fit(np.arange(100))
     with pytest.raises(BayesCompressError, match="truncated"):
-        FrequencyTable.from_bytes(table.to_bytes()[:-60])
+        FrequencyTable.from_bytes(table.to_bytes()[:-60], 0, 100)
 
 
 def test_stream_with_a_table_for_the_wrong_count_is_rejected():
@@ -126,3 +173,54 @@ def test_stream_with_a_table_for_the_wrong_count_is_rejected():
     table = FrequencyTable.fit(symbols)
     with pytest.raises(BayesCompressError, match="covers 10 symbols"):
         decode_stream(encode_stream([(symbols, table)]), [(11, table)])
+
+
+def _table_overhead_case(case: str, lam: float) -> np.ndarray:
+    """VBQ symbols of benchmarks/table_overhead.py's cases: 1e5 latents."""
+    from bayescompress.vbq import prior_and_symbols
+
+    rng = np.random.default_rng(0)
+    n = 100_000
+    heavy = 0.05 * rng.standard_t(3, n), 0.05 * np.exp(rng.uniform(-2.3, 0, n))
+    normal = rng.normal(size=n), np.exp(rng.uniform(-9, -5, n))
+    return prior_and_symbols(*(heavy if case == "t3" else normal), lam, "auto")[1]
+
+
+@pytest.mark.parametrize("case, lam", [("t3", 0.05), ("normal", 0.05), ("normal", 5.0)])
+def test_table_plus_stream_lie_within_one_percent_of_entropy_plus_alphabet_at_1e5_vbq_latents(case, lam):
+    from bayescompress.coding import alphabet_description_bits
+
+    symbols = _table_overhead_case(case, lam)
+    table = FrequencyTable.fit(symbols)
+    stream = encode_stream([(symbols, table)])
+    file_bits = 8 * (len(table.to_bytes()) + len(stream))
+    assert file_bits <= 1.01 * (empirical_entropy_bits(symbols) + alphabet_description_bits(symbols))
+    parsed, _ = FrequencyTable.from_bytes(table.to_bytes(), 0, symbols.size)
+    assert np.array_equal(decode_stream(stream, [(symbols.size, parsed)])[0], symbols)
+
+
+def test_escapes_whose_leading_bits_are_uneven_have_them_modeled_and_round_trip():
+    rng = np.random.default_rng(5)
+    # 16-bit codes crowding the middle of their range (as VBQ's do near the prior's median)
+    symbols = (2**15 + np.clip(rng.normal(2**14, 2**11, 50_000), 0, 2**15 - 1)).astype(np.int64)
+    table = FrequencyTable.fit(symbols)
+    assert table.symbols.size == 0 and table.top_bits is not None and table.top_bits.max() >= 4
+    stream = encode_stream([(symbols, table)])
+    uniform = FrequencyTable.fit(symbols, compact=False)
+    assert len(stream) < 0.95 * len(encode_stream([(symbols, uniform)]))
+    parsed, end = FrequencyTable.from_bytes(table.to_bytes(), 0, symbols.size)
+    assert end == len(table.to_bytes()) and parsed.top_bits.tolist() == table.top_bits.tolist()
+    assert np.array_equal(decode_stream(stream, [(symbols.size, parsed)])[0], symbols)
+    with pytest.raises(BayesCompressError, match="legacy|compact table form"):
+        table.to_bytes(compact=False)
+
+
+def test_escape_top_bit_histograms_that_do_not_add_up_are_refused():
+    middle = np.random.default_rng(6).normal(2**14, 2**11, 5000).clip(0, 2**15 - 1)
+    symbols = (2**15 + middle).astype(np.int64)
+    data = bytearray(FrequencyTable.fit(symbols).to_bytes())
+    with pytest.raises(BayesCompressError, match="do not add up|out of range"):
+        FrequencyTable.from_bytes(bytes(data), 0, symbols.size - 1)
+    data[0] = 4  # top bits without escapes
+    with pytest.raises(BayesCompressError, match="unknown flags"):
+        FrequencyTable.from_bytes(bytes(data), 0, symbols.size)

@@ -180,3 +180,56 @@ def test_range_coder_beats_byte_compressors_on_independent_symbols(tmp_path, pos
     sizes = {coder: pack(posterior, tmp_path / f"{coder}.bcz", lam=0.05, coder=coder).stream_bytes
              for coder in ("range", "gzip", "bzip2", "lzma")}
     assert sizes["range"] < min(sizes["gzip"], sizes["bzip2"], sizes["lzma"])
+
+
+# --------------------------------------------------------------------------- fixed costs of small models
+
+
+def _network(sizes: list[int], seed: int = 0, fitted: bool = False):
+    from bayescompress.networks.model_spec import mlp_spec
+    from bayescompress.posterior import Posterior, TensorPosterior
+
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for part, shape in (("weight", (fan_out, fan_in)), ("bias", (fan_out,))):
+            tensors[f"layers.{index}.{part}"] = TensorPosterior(rng.normal(size=shape).astype(np.float32),
+                                                                np.full(shape, 0.5, np.float32))
+    mean = rng.uniform(0, 16, sizes[0]).tolist() if fitted else [0.0] * sizes[0]
+    std = rng.uniform(0.5, 6, sizes[0]).tolist() if fitted else [1.0] * sizes[0]
+    spec = mlp_spec(sizes, task="classification", classes=list(range(sizes[-1])), input_mean=mean,
+                    input_std=std, data={"path": "digits", "test_fraction": 0.2, "seed": 0})
+    return Posterior(tensors, kind="network", model_spec=spec, metadata={"fit": {"steps": 2000}})
+
+
+def test_a_thousand_weight_networks_fixed_costs_stay_under_300_bytes_and_its_spec_under_150(tmp_path):
+    posterior = _network([16, 50, 10])  # 1,360 weights in 4 tensors
+    result = pack(posterior, tmp_path / "a.bcz", lam=1e9)  # every weight at the median: no stream
+    assert result.stream_bytes == 0 and result.n_latents == 1360
+    assert result.header_bytes < 300  # format version 3: 609 bytes for this posterior
+    assert result.side_bytes < 150  # version 3: 311
+    assert 8 * (result.total_bytes - result.side_bytes) / result.n_latents < 1.8
+
+
+def test_fixed_costs_grow_with_the_number_of_tensors_not_with_their_size(tmp_path):
+    small = pack(_network([16, 50, 10]), tmp_path / "a.bcz", lam=1e9)
+    large = pack(_network([784, 128, 10]), tmp_path / "b.bcz", lam=1e9)
+    assert large.n_latents > 70 * small.n_latents
+    assert large.header_bytes - small.header_bytes <= 8
+
+
+def test_a_networks_spec_and_metadata_come_back_exactly_from_a_version_4_archive(tmp_path):
+    posterior = _network([5, 3, 2], fitted=True)
+    pack(posterior, tmp_path / "a.bcz", lam=0.1)
+    unpacked = unpack(tmp_path / "a.bcz")
+    assert json.dumps(unpacked.model_spec) == json.dumps(posterior.model_spec)
+    assert unpacked.metadata == posterior.metadata
+    fixture = unpack(FIXTURES / "v4-vbq-network.bcz")
+    assert fixture.model_spec["layers"][0]["in_features"] == 5 and fixture.metadata["note"] == "\u00e9t\u00e9"
+    assert fixture.metadata["fit"]["elbo"] == -12.345678901234567
+
+
+def test_spec_normalization_is_stored_as_the_float32_values_the_network_applies():
+    spec = _network([4, 3, 2], fitted=True).model_spec
+    values = spec["normalization"]["input_mean"] + spec["normalization"]["input_std"]
+    assert all(float(np.float32(v)) == v for v in values)

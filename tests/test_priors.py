@@ -17,6 +17,7 @@ from bayescompress.vbq import (
     code_point_values,
     code_points,
     prior_and_symbols,
+    stored_precision,
     symbol_rates,
 )
 from tests.test_vbq import brute_force_code_points
@@ -98,6 +99,20 @@ def test_vanishing_lambda_decodes_every_heavy_tailed_latent_within_a_millionth_o
         assert np.max(np.abs(values - means) / np.abs(means)) < 1e-6, name
 
 
+@pytest.mark.parametrize("scale", [1e-310, 1e-300, 1e-160, 1e-90, 1e90, 1e160, 1e300])
+def test_vanishing_lambda_decodes_every_latent_within_a_millionth_at_any_scale_of_float64(scale):
+    # squared distances of 1e-160-sized means underflow: without working in the prior's units
+    # every latent tied with the median and decoded as 0
+    rng = np.random.default_rng(5)
+    means = rng.standard_t(2, size=3000) * scale
+    stds = np.abs(means) * 1e-3 + scale * 1e-3
+    for prior in ("tails", "t2"):
+        quantizer = VBQQuantizer(lam=0.0, prior=prior)
+        out = quantizer.quantize(means, stds)
+        values = VBQQuantizer.dequantize(out.symbols, out.params, quantizer.config())
+        assert np.max(np.abs(values - means) / np.abs(means)) < 1e-6, prior
+
+
 def test_the_gaussian_prior_clips_what_the_t2_prior_reaches():
     means = np.random.default_rng(5).normal(size=1000)
     means[0] = 100.0
@@ -155,7 +170,8 @@ def test_the_t2_family_travels_in_the_tensor_header():
     out = quantizer.quantize(means, np.full(100, 0.1))
     assert out.params["family"] == "t2" and set(out.params) == {"family", "loc", "scale"}
     values = VBQQuantizer.dequantize(out.symbols, out.params, quantizer.config())
-    assert np.array_equal(values, code_point_values(out.symbols, StudentT2Prior.empirical(means)))
+    prior = stored_precision(StudentT2Prior.empirical(means))
+    assert np.array_equal(values, code_point_values(out.symbols, prior))
     assert symbol_rates(out.symbols).max() <= MAX_RATE
 
 

@@ -215,3 +215,29 @@ def test_a_flat_range_of_a_dataset_reads_no_latent_outside_it(tmp_path):
 def test_stream_options_that_cannot_work_are_one_error(options):
     with pytest.raises(BayesCompressError, match="must be a whole number"):
         StreamOptions(**options)
+
+
+def test_escape_heavy_segments_with_modeled_top_bits_are_byte_identical_across_workers_and_exact(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 30_000  # normal means, tiny stds: nearly every symbol an escape, leading bits modeled
+    post = Posterior({"w": TensorPosterior(rng.normal(size=n), np.exp(rng.uniform(-9, -5, n))),
+                      "b": TensorPosterior(rng.normal(size=7), np.full(7, 1e-3))})
+    post.save(tmp_path / "p.h5")
+    options = {"segment_latents": 8192, "chunk_latents": 5000}
+    one = pack(tmp_path / "p.h5", tmp_path / "one.bcz", lam=0.05,
+               streaming=StreamOptions(workers=1, **options))
+    pack(tmp_path / "p.h5", tmp_path / "three.bcz", lam=0.05, streaming=StreamOptions(workers=3, **options))
+    pack(post, tmp_path / "memory.bcz", lam=0.05, streaming=StreamOptions(workers=2, **options))
+    reference = (tmp_path / "one.bcz").read_bytes()
+    assert (tmp_path / "three.bcz").read_bytes() == reference == (tmp_path / "memory.bcz").read_bytes()
+    from bayescompress.archive import open_archive
+    from bayescompress.coding import FrequencyTable
+    from bayescompress.segments import decode_index
+
+    opened = open_archive(tmp_path / "one.bcz")
+    table_length = int(decode_index(opened.read_section("index"), 4)[0, 0])
+    table, _ = FrequencyTable.from_bytes(opened.read_range(opened.spans["stream"][0], table_length), 0, 8192)
+    assert table.escape_count > 0.9 * 8192 and table.top_bits is not None
+    unpacked = unpack(tmp_path / "one.bcz", workers=2)
+    for name, values in one.values.items():
+        assert unpacked.tensors[name].tobytes() == values.tobytes()

@@ -18,6 +18,7 @@ from bayescompress.vbq import (
     code_point_values,
     code_points,
     rate_distortion_loss,
+    stored_precision,
     symbol_rates,
 )
 
@@ -37,7 +38,7 @@ def test_quantize_then_dequantize_gives_the_code_point_values():
     means, stds = rng.normal(size=500), np.exp(rng.uniform(-4, 0, 500))
     quantizer = VBQQuantizer(lam=0.3)
     out = quantizer.quantize(means, stds)
-    prior = GaussianPrior.empirical(means)
+    prior = stored_precision(GaussianPrior.empirical(means))
     assert np.array_equal(
         VBQQuantizer.dequantize(out.symbols, out.params, quantizer.config()),
         code_point_values(out.symbols, prior),
@@ -173,3 +174,18 @@ def test_the_prior_of_many_large_means_is_their_rms_without_overflowing_the_sum_
     block = np.full(1 << 16, 9e149)  # 4,000 blocks: 2.6e8 latents whose squares sum past 1.8e308
     prior = GaussianPrior.from_blocks(lambda: (block for _ in range(4000)))
     assert prior.scale == pytest.approx(9e149, rel=1e-12)
+
+
+def test_the_prior_is_stored_at_float32_precision_with_the_scale_rounded_up():
+    from bayescompress import binaryjson
+    from bayescompress.vbq import prior_params
+
+    rng = np.random.default_rng(11)
+    means = rng.normal(0.3, 0.7, 1000)
+    exact = GaussianPrior.empirical(means, fit_loc=True)
+    stored = stored_precision(exact)
+    assert float(np.float32(stored.scale)) == stored.scale >= exact.scale
+    assert stored.scale - exact.scale <= 2**-23 * exact.scale and stored.loc == float(np.float32(exact.loc))
+    assert len(binaryjson.encode(prior_params(stored))) == len(binaryjson.encode(prior_params(exact))) - 8
+    # magnitudes float32 cannot hold stay exact float64
+    assert stored_precision(GaussianPrior(1e-300, 1e300)) == GaussianPrior(1e-300, 1e300)

@@ -6,6 +6,7 @@ be turned back into a network that predicts.  Plain Python; checked before anyth
 
 from __future__ import annotations
 
+import array
 import json
 import math
 import os
@@ -54,8 +55,10 @@ def mlp_spec(
         likelihood["classes"] = list(classes)
     if noise_std is not None:
         likelihood["noise_std"] = float(noise_std)
-    normalization: dict = {"input_mean": [float(v) for v in input_mean],
-                           "input_std": [float(v) for v in input_std]}
+    # float32, as the network applies them (MLPNetwork's buffers): more digits would cost every
+    # archive 4 bytes per feature and change no prediction
+    normalization: dict = {"input_mean": array.array("f", input_mean).tolist(),
+                           "input_std": array.array("f", input_std).tolist()}
     if target_mean is not None:
         normalization["target_mean"] = float(target_mean)
         normalization["target_std"] = float(target_std)
