@@ -270,9 +270,10 @@ def main() -> int:
     folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
     rows = []
     if args.repack:
-        earlier = read_sweep(out / "sweep.csv")
-        (out / "sweep.csv").rename(out / "sweep-before-repack.csv")
-        rows = [r for r in earlier if r["method"] == "nncodec"]
+        before = out / "sweep-before-repack.csv"  # kept until a repack finishes, so a failed one can rerun
+        if not before.exists():
+            (out / "sweep.csv").replace(before)
+        rows = [r for r in read_sweep(before) if r["method"] == "nncodec"]
     for index, fold in enumerate(folds):
         if args.only_folds is None or index in args.only_folds:
             rows += fold_rows(args, table, index, fold, out)
@@ -282,6 +283,8 @@ def main() -> int:
     write_csv(out / "picks.csv", picks)
     summary = summarize(picks, rows)
     write_csv(out / "summary.csv", summary)
+    if args.repack:
+        (out / "sweep-before-repack.csv").unlink()
     print(markdown(summary))
     return 0
 

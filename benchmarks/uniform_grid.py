@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayescompress.quantizers import QuantizedTensor, exact_float, parse_exact_float
+from bayescompress.quantizers import Option, QuantizedTensor, Quantizer, exact_float, parse_exact_float
 from bayescompress.vbq import GaussianPrior
 
 
-class UniformGridQuantizer:
+class UniformGridQuantizer(Quantizer):
     """Round each mean to a uniform grid, step = ``relative_step`` x the tensor's RMS, grid shifted by
     ``offset`` steps (0: mid-tread, 0 is a grid point; 0.5: mid-rise); the stds are ignored.  Symbols
     are signed grid indices."""
 
     name = "uniform-grid-benchmark"
+    about = "benchmark baseline: a uniform grid scaled to each tensor's RMS"
+    knob = Option("relative_step", None, "grid step in units of the tensor's RMS")
+    options = (Option("offset", 0.0, "grid shift in steps: 0 mid-tread, 0.5 mid-rise"),)
+    in_sweep = False
 
     def __init__(self, relative_step: float, offset: float):
         self.relative_step, self.offset = relative_step, offset
