@@ -52,7 +52,7 @@ PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms
 GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
 NNC_QPS = tuple(range(-38, 1, 2))
-SOURCES = ("fit-bnn", "laplace", "ivon")
+SOURCES = ("fit-bnn", "laplace", "ivon")  # also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
 
 
 def methods(priors):
@@ -100,12 +100,13 @@ def train_mlp(features, labels, sizes, steps, seed, optimizer_name):
 
 def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_options) -> Posterior:
     """The posterior of one source on the fold's training rows."""
-    if source == "fit-bnn":
+    if source in ("fit-bnn", "fit-bnn-tempered"):
         spec = mlp_spec(sizes, task="classification", classes=list(range(sizes[-1])),
                         input_mean=spec_options["input_mean"], input_std=spec_options["input_std"],
                         prior_std=args.prior_std, data=spec_options["data"])
+        kl_weight = args.tempered_kl_weight if source == "fit-bnn-tempered" else 1.0
         posterior, _ = svi_posterior(spec, raw[train], labels[train], steps=args.steps, lr=0.01, batch=128,
-                                     seed=seed, kl_weight=args.kl_weight, show_progress=False)
+                                     seed=seed, kl_weight=kl_weight, show_progress=False)
         return posterior
     network, optimizer = train_mlp(features[train], labels[train], sizes, args.steps, seed,
                                    "ivon" if source == "ivon" else "adam")
@@ -253,7 +254,8 @@ def main() -> int:
     parser.add_argument("--sources", type=lambda text: text.split(","), default=list(SOURCES))
     parser.add_argument("--priors", type=lambda text: text.split(","), default=list(PRIORS))
     parser.add_argument("--prior-std", type=float, default=0.3, help="fit-bnn's prior std")
-    parser.add_argument("--kl-weight", type=float, default=1.0, help="fit-bnn's KL weight")
+    parser.add_argument("--tempered-kl-weight", type=float, default=0.1,
+                        help="KL weight of the fit-bnn-tempered source (not run by default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="reuse OUT/posteriors instead of refitting")
     parser.add_argument("--repack", action="store_true",
