@@ -216,7 +216,8 @@ def cmd_fit_bnn(args) -> int:
     result = fit_bnn(
         args.data, args.output, hidden=args.hidden, steps=args.steps, task=args.task, target=args.target,
         test_fraction=args.test_fraction, seed=args.seed, lr=args.lr, batch=args.batch,
-        prior_std=args.prior_std, activation=args.activation, device=args.device, overwrite=args.force,
+        prior_std=args.prior_std, activation=args.activation, device=args.device, kl_weight=args.kl_weight,
+        overwrite=args.force,
     )
     post = result.posterior
     print(f"wrote {result.path}: {len(post.tensors)} tensors, {post.n_latents} weights, "
@@ -492,6 +493,9 @@ def _add_fit_bnn(fit_models) -> None:
     bnn.add_argument("--batch", type=int, default=256, help="minibatch rows, 0 = all (default 256)")
     bnn.add_argument("--prior-std", type=float, default=0.3,
                      help="std of the Normal(0, std) prior on every weight and bias (default 0.3)")
+    bnn.add_argument("--kl-weight", type=float, default=1.0,
+                     help="weight of the KL term in the ELBO; 1 (default) is the Bayesian posterior, "
+                     "below 1 a tempered one with narrower stds (docs/bnn.md)")
     bnn.add_argument("--activation", default="relu", choices=("relu", "tanh", "sigmoid"))
     bnn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     bnn.add_argument("--force", action="store_true", help="overwrite the output if it exists")

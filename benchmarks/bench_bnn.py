@@ -1,301 +1,293 @@
-"""Test accuracy against bits per weight on the digits Bayesian MLP: VBQ (and vbq-refined), uniform
-grids with the same range coder (bayescompress's ``uniform``, one spacing for all tensors, and a
-benchmark-local grid scaled per tensor), and the peer codec nncodec (MPEG NNC) on the posterior
-means, all in one run.
+"""Networks judged on steady criteria: k-fold (every row a test row once), settings chosen on a
+validation split; VBQ per prior and per posterior source against uniform grids with the same range
+coder and against the peer codec nncodec (MPEG NNC), all in one run per data set.
 
-    .venv/bin/python benchmarks/bench_bnn.py --out out/bench-bnn [--posterior digits.h5]
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_bnn.py --data digits --out out/bnn-digits
 
-Bits per weight = 8 x real file bytes / number of weights (85,002 for 64-256-256-10).  Our archives
-carry the model spec as side data, which an NNC bitstream does not; both figures are reported and
-the comparison uses bytes without side data.  nncodec runs in its own venv (benchmarks/
-setup_nncodec.sh); when that is missing the run says so and compares VBQ with the grid only.
-Not a test: it fits a network for minutes.
+Per fold a 1-hidden-layer MLP gets a posterior from each source: `fit-bnn` (bayescompress's own
+Pyro SVI fit), `laplace` (Adam, then the diagonal Laplace import) and `ivon` (trained with IVON,
+then imported); the float network is the posterior's means.  Every method is swept over its rate
+knob and every archive's network is scored on the validation and test rows; bnn_picks.py then
+picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
+8 x (file bytes - model spec bytes) / weights; an NNC bitstream carries no spec.  Posteriors are
+kept in OUT/posteriors; `--reuse` packs them again without refitting, `--repack` also keeps the
+nncodec rows (after a change of bayescompress's archive, when only our file sizes change).
+Writes OUT/sweep.csv (every archive), OUT/picks.csv and OUT/summary.csv, and prints the summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from machine import describe_machine  # benchmarks/machine.py, beside this script
+from bnn_picks import markdown, pick_cheapest, read_sweep, summarize, write_csv  # benchmarks/
+from machine import describe_machine
+from torch import nn
+from uniform_grid import UniformGridQuantizer
 
-from bayescompress.evaluate.bnn import evaluate_bnn
-from bayescompress.fit.bnn import fit_bnn
-from bayescompress.networks.metrics import network_metrics
+from bayescompress.fit.bnn import svi_posterior
+from bayescompress.networks.importers import ivon_posterior
+from bayescompress.networks.laplace import laplace_posterior
 from bayescompress.networks.mlp import network_from_arrays
-from bayescompress.networks.tabular import load_table, split_rows
-from bayescompress.packing import pack, unpack
+from bayescompress.networks.model_spec import mlp_spec
+from bayescompress.networks.tabular import kfold_splits, load_table
+from bayescompress.packing import pack
 from bayescompress.posterior import Posterior
-from bayescompress.quantizers import QuantizedTensor, exact_float, make_quantizer, parse_exact_float
-from bayescompress.vbq import GaussianPrior, VBQQuantizer
+from bayescompress.vbq import VBQQuantizer
 
 HERE = Path(__file__).resolve().parent
 NNCODEC_PYTHON = HERE / ".venv-nncodec" / "bin" / "python"
-LAMBDAS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.001, 100.0, 26))
-# grid spacing in units of each tensor's RMS, on a geometric grid; steps of several RMS prune
-# almost every weight to 0, which this network tolerates, so the grid goes that far
-GRID_STEPS = tuple(float(x) for x in np.geomspace(0.03, 16.0, 22))
+# dense (x1.47) where the picks fall, so VBQ's sweep is as fine in bits as the grid's (x1.35 per step)
+LAMBDAS = (3e-5, 1e-4, 3e-4, *(float(f"{x:.3g}") for x in np.geomspace(1e-3, 10.0, 25)), 30.0)
+PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms unless it would clip
+# steps of several RMS prune almost every weight to 0, which small networks tolerate
+GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
-# bayescompress's own uniform method: one absolute spacing for every tensor
-SPACINGS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.005, 4.0, 22))
-NNC_QPS = tuple(range(-40, 1, 2))
-ACCURACY_DROPS = (0.0, 0.005, 0.01, 0.02, 0.05)
-RATE_BUDGETS = (0.25, 0.5, 1.0, 2.0, 4.0)
+NNC_QPS = tuple(range(-38, 1, 2))
+SOURCES = ("fit-bnn", "laplace", "ivon")  # also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
 
 
-@dataclass
-class Point:
-    method: str
-    setting: str
-    file_bytes: int
-    side_bytes: int
-    n_weights: int
-    accuracy: float
-    nll: float
-    stream_bytes: int = 0  # our archives: the range-coded symbols alone, without header and tables
-
-    @property
-    def bits_per_weight(self) -> float:
-        return 8.0 * self.file_bytes / self.n_weights
-
-    @property
-    def bits_per_weight_without_side(self) -> float:
-        return 8.0 * (self.file_bytes - self.side_bytes) / self.n_weights
+def methods(priors):
+    for prior in priors:
+        for lam in LAMBDAS:
+            yield f"vbq-{prior}", f"lambda={lam:g}", VBQQuantizer(lam, prior=prior)
+    for step in GRID_STEPS:
+        for offset in GRID_OFFSETS:
+            quantizer = UniformGridQuantizer(step, offset)
+            yield "uniform-per-tensor", f"step={step:g}xRMS offset={offset:g}", quantizer
 
 
-class UniformGridQuantizer:
-    """Benchmark-local baseline: round each mean to a uniform grid, step = ``relative_step`` x the
-    tensor's RMS, grid shifted by ``offset`` steps; the stds are ignored.  Symbols are signed grid
-    indices, coded by the same frequency tables and range coder as VBQ."""
-
-    name = "uniform-grid-benchmark"
-
-    def __init__(self, relative_step: float, offset: float):
-        self.relative_step, self.offset = relative_step, offset
-
-    def config(self) -> dict:
-        return {"relative_step": exact_float(self.relative_step), "offset": exact_float(self.offset)}
-
-    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
-        values = np.asarray(means, dtype=np.float64).ravel()
-        step = self.relative_step * GaussianPrior.empirical(values).scale
-        shift = self.offset * step
-        symbols = np.round((values - shift) / step).astype(np.int64)
-        if progress is not None:
-            progress.update(values.size)
-        return QuantizedTensor(symbols, {"step": exact_float(step), "shift": exact_float(shift)})
-
-    @staticmethod
-    def dequantize(symbols: np.ndarray, params: dict, config: dict) -> np.ndarray:
-        step, shift = parse_exact_float(params["step"]), parse_exact_float(params["shift"])
-        return shift + step * np.asarray(symbols, dtype=np.float64)
+def mlp(sizes: list[int]) -> nn.Sequential:
+    layers = []
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if index < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
 
 
-def measure(posterior: Posterior, quantizer, archive: Path, method: str, setting: str, table, rows) -> Point:
-    result = pack(posterior, archive, method=quantizer, overwrite=True, show_progress=False)
-    assert result.total_bytes == archive.stat().st_size
-    network = network_from_arrays(posterior.model_spec, result.values, str(archive))
-    metrics = network_metrics(network, table, rows, posterior.model_spec)
-    return Point(method, setting, result.total_bytes, result.side_bytes, posterior.n_latents,
-                 metrics["accuracy"], metrics["nll"], result.stream_bytes)
+def train_mlp(features, labels, sizes, steps, seed, optimizer_name):
+    """An ordinary MLP trained on standardized ``features`` with Adam or IVON, 128 rows a step."""
+    torch.manual_seed(seed)
+    network = mlp(sizes)
+    if optimizer_name == "ivon":
+        import ivon
+
+        optimizer = ivon.IVON(network.parameters(), lr=0.1, ess=len(labels), weight_decay=1e-4)
+    else:
+        optimizer = torch.optim.Adam(network.parameters(), lr=3e-3, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        rows = torch.randint(len(labels), (128,), generator=generator)
+        if optimizer_name == "ivon":
+            with optimizer.sampled_params(train=True):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(network(features[rows]), labels[rows]).backward()
+        else:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(network(features[rows]), labels[rows]).backward()
+        optimizer.step()
+    return network, optimizer
 
 
-def run_nncodec(means: dict, out: Path, table, rows, spec, n_weights: int) -> list[Point] | None:
+def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_options) -> Posterior:
+    """The posterior of one source on the fold's training rows."""
+    if source in ("fit-bnn", "fit-bnn-tempered"):
+        spec = mlp_spec(sizes, task="classification", classes=list(range(sizes[-1])),
+                        input_mean=spec_options["input_mean"], input_std=spec_options["input_std"],
+                        prior_std=args.prior_std, data=spec_options["data"])
+        kl_weight = args.tempered_kl_weight if source == "fit-bnn-tempered" else 1.0
+        posterior, _ = svi_posterior(spec, raw[train], labels[train], steps=args.steps, lr=0.01, batch=128,
+                                     seed=seed, kl_weight=kl_weight, show_progress=False)
+        return posterior
+    network, optimizer = train_mlp(features[train], labels[train], sizes, args.steps, seed,
+                                   "ivon" if source == "ivon" else "adam")
+    if source == "ivon":
+        return ivon_posterior(network, optimizer, **spec_options)
+    return laplace_posterior(network, features[train].numpy(), **spec_options)
+
+
+def temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature minimizing NLL on these rows (golden-section search on log T)."""
+    low, high = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+
+    def nll(log_t):
+        return float(nn.functional.cross_entropy(logits / math.exp(log_t), labels))
+
+    for _ in range(40):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if nll(a) < nll(b):
+            high = b
+        else:
+            low = a
+    return math.exp((low + high) / 2)
+
+
+def scores(logits: torch.Tensor, labels: torch.Tensor, reference: torch.Tensor, split: dict) -> dict:
+    """Accuracy, agreement with the float network, NLL and temperature-scaled NLL (T fit on validation)."""
+    logits = logits.double()
+    predictions = logits.argmax(1)
+    t = temperature(logits[split["validation"]], labels[split["validation"]])
+    record = {"temperature": t}
+    for part, index in split.items():
+        record |= {f"{part}_accuracy": float((predictions[index] == labels[index]).double().mean()),
+                   f"{part}_agreement": float((predictions[index] == reference[index]).double().mean()),
+                   f"{part}_nll": float(nn.functional.cross_entropy(logits[index], labels[index])),
+                   f"{part}_nll_ts": float(nn.functional.cross_entropy(logits[index] / t, labels[index]))}
+    return record
+
+
+def run_nncodec(means: dict, work: Path) -> list[dict] | None:
+    """NNC bitstreams of the means at every QP, biases at NNC's default QP and at the weights' QP."""
     if not NNCODEC_PYTHON.exists():
-        print(f"nncodec: ABSENT ({NNCODEC_PYTHON} not found; run benchmarks/setup_nncodec.sh). "
-              "The comparison below has no NNC points.")
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
-    check = subprocess.run([str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), "--check"],
-                           capture_output=True, text=True)
-    if check.returncode != 0:
-        print(f"nncodec: BROKEN ({check.stderr.strip().splitlines()[-1] if check.stderr else 'no output'})")
-        return None
-    print(f"nncodec: {check.stdout.strip()}")
-    points = []
+    np.savez(work / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
+    records = []
     for nonweight in ("default", "same"):
-        command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(out / "means.npz"), str(out),
+        command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(work / "means.npz"), str(work),
                    "--nonweight-qp", nonweight, "--qp", *map(str, NNC_QPS)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
         if result.returncode != 0:
-            print(f"nncodec failed: {result.stderr.strip()[-500:]}")
-            return None
+            raise RuntimeError(f"nncodec failed: {result.stderr.strip()[-500:]}")
         for line in result.stdout.splitlines():
-            if not line.startswith("{"):
-                continue
-            record = json.loads(line)
-            with np.load(record["decoded"], allow_pickle=False) as decoded:
-                values = {name: decoded[name] for name in means}
-            network = network_from_arrays(spec, values, record["bitstream"])
-            metrics = network_metrics(network, table, rows, spec)
-            points.append(Point("nncodec", f"qp={record['qp']} nonweight_qp={record['nonweight_qp']}",
-                                record["bytes"], 0, n_weights, metrics["accuracy"], metrics["nll"]))
-    return points
+            if line.startswith("{"):
+                record = json.loads(line)
+                with np.load(record["decoded"], allow_pickle=False) as decoded:
+                    record["values"] = {name: decoded[name] for name in means}
+                records.append(record)
+    return records
 
 
-def pareto(points: list[Point]) -> list[Point]:
-    """Points not beaten by another of the same method at fewer bits (without side data)."""
-    front, best = [], -1.0
-    for point in sorted(points, key=lambda p: (p.bits_per_weight_without_side, -p.accuracy)):
-        if point.accuracy > best:
-            front.append(point)
-            best = point.accuracy
-    return front
+def run_nncodec_at(means: dict, work: Path, qp: int, bias_qp: int) -> tuple[int, dict]:
+    """One NNC bitstream of the means: its size in bytes and the values it decodes to."""
+    np.savez(work / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
+    command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(work / "means.npz"), str(work),
+               "--nonweight-qp", str(bias_qp), "--qp", str(qp)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=True)
+    record = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    with np.load(record["decoded"], allow_pickle=False) as decoded:
+        return record["bytes"], {name: decoded[name] for name in means}
 
 
-def cheapest_at(points: list[Point], accuracy: float) -> Point | None:
-    eligible = [p for p in points if p.accuracy >= accuracy - 1e-12]
-    return min(eligible, key=lambda p: p.bits_per_weight_without_side) if eligible else None
+def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
+    started = time.perf_counter()
+    mean = table.features[fold.train].mean(0)
+    std = table.features[fold.train].std(0)
+    std[std == 0] = 1.0
+    features = torch.tensor((table.features - mean) / std, dtype=torch.float32)
+    raw = torch.tensor(table.features, dtype=torch.float32)
+    labels = torch.tensor(table.targets.astype(np.int64))
+    train = torch.as_tensor(fold.train)
+    sizes = [table.features.shape[1], *args.hidden, int(labels.max()) + 1]
+    spec_options = {"input_mean": mean.tolist(), "input_std": std.tolist(),
+                    "data": {"path": args.data, "fold": fold_index, "folds": args.folds, "seed": args.seed}}
+    split = {"validation": torch.as_tensor(fold.validation), "test": torch.as_tensor(fold.test)}
+    rows = []
+    for source in args.sources:
+        cached = out / "posteriors" / f"{source}-fold{fold_index}.h5"
+        if (args.reuse or args.repack) and cached.exists():
+            posterior = Posterior.load(cached)
+        elif args.repack:
+            raise SystemExit(f"--repack: {cached} is missing; run without --repack first")
+        else:
+            posterior = fit_posterior(source, args, raw, features, labels, train, sizes,
+                                      args.seed + fold_index, spec_options)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            posterior.save(cached)
+        spec = posterior.model_spec
+        means = {name: tensor.mean for name, tensor in posterior.tensors.items()}
+        with torch.no_grad():
+            float_logits = network_from_arrays(spec, means)(raw)
+        reference = float_logits.argmax(1)
+        stds = np.concatenate([tensor.std.ravel() for tensor in posterior.tensors.values()])
+        all_means = np.concatenate([m.ravel() for m in means.values()])
+        base = {"data": args.data, "fold": fold_index, "source": source, "n_weights": posterior.n_latents,
+                "median_std": float(np.median(stds)),
+                "snr_above_1": float(np.mean(np.abs(all_means) / stds > 1))}
 
+        def record(method, setting, values, bits, base=base, spec=spec, reference=reference, **sizes_):
+            with torch.no_grad():
+                logits = network_from_arrays(spec, values)(raw)
+            return dict(base, method=method, setting=setting, bits_per_weight=bits, **sizes_,
+                        **scores(logits, labels, reference, split))
 
-def summary(points: list[Point], float_point: Point, methods: list[str]) -> str:
-    """Cheapest rate per accuracy level, and best accuracy and best NLL per rate budget."""
-    by_method = {m: [p for p in points if p.method == m] for m in methods}
-    lines = [f"| accuracy >= | {' | '.join(f'{m} bits/weight' for m in methods)} |",
-             f"|---|{'---|' * len(methods)}"]
-    for drop in ACCURACY_DROPS:
-        level = float_point.accuracy - drop
-        cells = []
-        for method in methods:
-            point = cheapest_at(by_method[method], level)
-            cells.append(f"{point.bits_per_weight_without_side:.3f} ({point.setting})"
-                         if point else "not reached")
-        lines.append(f"| {level:.4f} (float - {100 * drop:.1f} pt) | {' | '.join(cells)} |")
-    lines += ["", f"| bits/weight <= | {' | '.join(f'{m} best accuracy' for m in methods)} | "
-              f"{' | '.join(f'{m} best NLL' for m in methods)} |",
-              f"|---|{'---|' * (2 * len(methods))}"]
-    for bits in RATE_BUDGETS:
-        accuracy_cells, nll_cells = [], []
-        for method in methods:
-            eligible = [p for p in by_method[method] if p.bits_per_weight_without_side <= bits]
-            accuracy_cells.append(f"{max(p.accuracy for p in eligible):.4f}" if eligible else "none")
-            nll_cells.append(f"{min(p.nll for p in eligible):.4f}" if eligible else "none")
-        lines.append(f"| {bits:g} | {' | '.join(accuracy_cells)} | {' | '.join(nll_cells)} |")
-    return "\n".join(lines)
+        rows.append(record("float32", "means", means, 32.0))
+        for method, setting, quantizer in methods(args.priors):
+            result = pack(posterior, out / "archive.bcz", method=quantizer, overwrite=True,
+                          show_progress=False)
+            rows.append(record(method, setting, result.values, result.bits_per_dim_without_side,
+                               file_bytes=result.total_bytes, side_bytes=result.side_bytes,
+                               header_bytes=result.header_bytes, table_bytes=result.table_bytes,
+                               stream_bytes=result.stream_bytes))
+        if not (args.skip_nncodec or args.repack):
+            with tempfile.TemporaryDirectory(dir=out) as work:
+                nnc = run_nncodec(means, Path(work))
+            if nnc is None:
+                print(f"nncodec: ABSENT ({NNCODEC_PYTHON} not found; run benchmarks/setup_nncodec.sh)")
+                args.skip_nncodec = True
+            for entry in nnc or []:
+                rows.append(record("nncodec", f"qp={entry['qp']} bias_qp={entry['nonweight_qp']}",
+                                   entry["values"], 8.0 * entry["bytes"] / posterior.n_latents,
+                                   file_bytes=entry["bytes"], side_bytes=0))
+    print(f"fold {fold_index}: {time.perf_counter() - started:.0f} s", flush=True)
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/bench-bnn", help="folder for the posterior, archives, results")
-    parser.add_argument("--posterior", help="reuse this digits posterior instead of fitting one")
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--out", default="out/bnn-digits")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--only-folds", type=lambda text: [int(f) for f in text.split(",")],
+                        help="run these folds only (to time a run)")
+    parser.add_argument("--hidden", type=lambda text: tuple(int(w) for w in text.split(",")), default=(64,))
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--hidden", default="256,256")
-    parser.add_argument("--prior-std", type=float, default=0.3)
+    parser.add_argument("--sources", type=lambda text: text.split(","), default=list(SOURCES))
+    parser.add_argument("--priors", type=lambda text: text.split(","), default=list(PRIORS))
+    parser.add_argument("--prior-std", type=float, default=0.3, help="fit-bnn's prior std")
+    parser.add_argument("--tempered-kl-weight", type=float, default=0.1,
+                        help="KL weight of the fit-bnn-tempered source (not run by default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="reuse OUT/posteriors instead of refitting")
+    parser.add_argument("--repack", action="store_true",
+                        help="pack OUT/posteriors again with this checkout's archive code and replace the "
+                        "bayescompress rows of OUT/sweep.csv (kept as sweep-before-repack.csv); the "
+                        "nncodec rows are kept as they are")
     parser.add_argument("--skip-nncodec", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     out = Path(args.out)
-    (out / "archives").mkdir(parents=True, exist_ok=True)
-    versions = (f"torch {torch.__version__}", f"numpy {np.__version__}")
-    print(f"machine: {describe_machine(*versions)}")
-
-    if args.posterior:
-        posterior_path = Path(args.posterior)
-    else:
-        posterior_path = out / "digits.h5"
-        started = time.perf_counter()
-        hidden = tuple(int(w) for w in args.hidden.split(","))
-        fit = fit_bnn("digits", posterior_path, hidden=hidden, steps=args.steps, prior_std=args.prior_std,
-                      seed=args.seed, overwrite=True)
-        print(f"fit: {posterior_path}, {fit.posterior.n_latents} weights, {args.steps} steps in "
-              f"{time.perf_counter() - started:.0f} s; ELBO {fit.final_elbo_per_row:.4f}/row")
-    posterior = Posterior.load(posterior_path)
-    spec = posterior.model_spec
-    record = spec["data"]
-    table = load_table(record["path"])
-    rows = split_rows(table.n_rows, record["test_fraction"], record["seed"]).test
-    n_weights = posterior.n_latents
-    means = {name: tensor.mean for name, tensor in posterior.tensors.items()}
-    float_metrics = network_metrics(network_from_arrays(spec, means), table, rows, spec)
-    float_point = Point("float32", "posterior means", 4 * n_weights, 0, n_weights,
-                        float_metrics["accuracy"], float_metrics["nll"])
-    predictive = evaluate_bnn(posterior_path, samples=50)
-    print(f"posterior means (float32, 32 bits/weight): accuracy {float_point.accuracy:.4f}, "
-          f"NLL {float_point.nll:.4f}; posterior predictive (50 samples): accuracy "
-          f"{predictive['accuracy']:.4f}, NLL {predictive['nll']:.4f}; {len(rows)} test rows")
-
-    points = [float_point]
-    started = time.perf_counter()
-    for lam in LAMBDAS:
-        archive = out / "archives" / f"vbq-{lam:g}.bcz"
-        points.append(measure(posterior, VBQQuantizer(lam), archive, "vbq", f"lambda={lam:g}", table, rows))
-    vbq_seconds = time.perf_counter() - started
-    # the archive path end to end once: unpack + evaluate gives the same figures as pack's values
-    check = evaluate_bnn(out / "archives" / "vbq-1.bcz")
-    vbq_one = next(p for p in points if p.setting == "lambda=1")  # 1.0 is on the geometric grid
-    assert check["accuracy"] == vbq_one.accuracy and math.isclose(check["nll"], vbq_one.nll, rel_tol=1e-9)
-    assert unpack(out / "archives" / "vbq-1.bcz").kind == "network"
-
-    for lam in LAMBDAS:
-        archive = out / "archives" / f"vbq-refined-{lam:g}.bcz"
-        points.append(measure(posterior, make_quantizer("vbq-refined", lam=lam), archive, "vbq-refined",
-                              f"lambda={lam:g}", table, rows))
-    for spacing in SPACINGS:
-        for offset in ("zero", "half"):
-            archive = out / "archives" / f"uniform-{spacing:g}-{offset}.bcz"
-            quantizer = make_quantizer("uniform", spacing=spacing, offset=offset)
-            setting = f"spacing={spacing:g} offset={offset}"
-            points.append(measure(posterior, quantizer, archive, "uniform", setting, table, rows))
-
-    started = time.perf_counter()
-    for step in GRID_STEPS:
-        for offset in GRID_OFFSETS:
-            archive = out / "archives" / f"grid-{step:.4f}-{offset:g}.bcz"
-            setting = f"step={step:.3f}xRMS offset={offset:g}"
-            points.append(measure(posterior, UniformGridQuantizer(step, offset), archive,
-                                  "uniform-per-tensor", setting, table, rows))
-    grid_seconds = time.perf_counter() - started
-
-    methods = ["vbq", "vbq-refined", "uniform", "uniform-per-tensor"]
-    if not args.skip_nncodec:
-        started = time.perf_counter()
-        nnc_points = run_nncodec(means, out / "nncodec", table, rows, spec, n_weights)
-        if nnc_points is not None:
-            points += nnc_points
-            methods.append("nncodec")
-            print(f"nncodec: {len(nnc_points)} bitstreams in {time.perf_counter() - started:.0f} s")
-    else:
-        print("nncodec: skipped (--skip-nncodec)")
-    print(f"times: VBQ {len(LAMBDAS)} archives in {vbq_seconds:.1f} s, per-tensor grid "
-          f"{2 * len(GRID_STEPS)} archives in {grid_seconds:.1f} s")
-
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "setting", "file_bytes", "side_bytes", "n_weights", "bits_per_weight",
-                         "bits_per_weight_without_side", "stream_bytes", "accuracy", "nll"])
-        for p in points:
-            writer.writerow([p.method, p.setting, p.file_bytes, p.side_bytes, p.n_weights,
-                             f"{p.bits_per_weight:.4f}", f"{p.bits_per_weight_without_side:.4f}",
-                             p.stream_bytes, f"{p.accuracy:.4f}", f"{p.nll:.4f}"])
-    fronts = {m: pareto([p for p in points if p.method == m]) for m in methods}
-    text = ["## Pareto fronts (bits/weight without side data; with it in brackets)", ""]
-    for method, front in fronts.items():
-        text.append(f"### {method}")
-        text += [f"- {p.bits_per_weight_without_side:.3f} ({p.bits_per_weight:.3f}) bits/weight, "
-                 f"{p.file_bytes} B{f' (stream {p.stream_bytes} B)' if p.stream_bytes else ''}: "
-                 f"accuracy {p.accuracy:.4f}, NLL {p.nll:.4f}  [{p.setting}]"
-                 for p in front]
-        text.append("")
-    resolution = 1.0 / len(rows)
-    error = math.sqrt(float_point.accuracy * (1 - float_point.accuracy) / len(rows))
-    text += ["## Where each wins", "",
-             f"{len(rows)} test rows: one row is {100 * resolution:.2f} accuracy points; the binomial "
-             f"standard error at the float accuracy is {100 * error:.2f} points.", "",
-             summary(points, float_point, methods)]
-    report = "\n".join(text)
-    (out / "summary.md").write_text(report + "\n")
-    (out / "points.json").write_text(json.dumps([asdict(p) for p in points], indent=1))
-    print(report)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {describe_machine(f'torch {torch.__version__}', f'numpy {np.__version__}')}")
+    table = load_table(args.data)
+    folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
+    rows = []
+    if args.repack:
+        before = out / "sweep-before-repack.csv"  # kept until a repack finishes, so a failed one can rerun
+        if not before.exists():
+            (out / "sweep.csv").replace(before)
+        rows = [r for r in read_sweep(before) if r["method"] == "nncodec"]
+    for index, fold in enumerate(folds):
+        if args.only_folds is None or index in args.only_folds:
+            rows += fold_rows(args, table, index, fold, out)
+            write_csv(out / "sweep.csv", rows)
+    n_validation = {index: fold.validation.size for index, fold in enumerate(folds)}
+    picks = pick_cheapest(rows, n_validation)
+    write_csv(out / "picks.csv", picks)
+    summary = summarize(picks, rows)
+    write_csv(out / "summary.csv", summary)
+    if args.repack:
+        (out / "sweep-before-repack.csv").unlink()
+    print(markdown(summary))
     return 0
 
 

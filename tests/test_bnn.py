@@ -222,9 +222,10 @@ def test_csv_classification_with_string_labels_through_the_command(tmp_path):
         f"{f[0]},{f[1]},{name},{f[2]},{f[3]}\n" for f, name in zip(features, names, strict=True))
     (tmp_path / "pets.csv").write_text(text)
     result = run("fit", "bnn", tmp_path / "pets.csv", "--target", "species", "-o", tmp_path / "p.h5",
-                 "--hidden", "8", "--steps", "120", "--lr", "0.05", "--batch", "0")
+                 "--hidden", "8", "--steps", "120", "--lr", "0.05", "--batch", "0", "--kl-weight", "0.5")
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout
+    assert Posterior.load(tmp_path / "p.h5").metadata["fit"]["kl_weight"] == 0.5
     spec = Posterior.load(tmp_path / "p.h5").model_spec
     assert spec["likelihood"]["classes"] == ["cat", "dog", "eel"]
     assert spec["data"]["target"] == "species"
@@ -379,6 +380,8 @@ def test_bad_fit_settings_are_one_line(tmp_path):
     for options, message in (({"lr": -1.0}, "--lr must be a number > 0"),
                              ({"test_fraction": 1.5}, "test fraction must be between 0 and 1"),
                              ({"prior_std": 0.0}, "--prior-std must be a number > 0"),
+                             ({"kl_weight": 0.0}, r"--kl-weight must be in \(0, 1\]"),
+                             ({"kl_weight": 2.0}, r"--kl-weight must be in \(0, 1\]"),
                              ({"steps": 0}, "--steps must be at least 1")):
         with pytest.raises(BayesCompressError, match=message):
             fit_bnn(tmp_path / "d.npz", tmp_path / "p.h5", **options)

@@ -67,19 +67,23 @@ def make_bayesian(network: nn.Module, prior_std: float) -> nn.Module:
     return network
 
 
-def likelihood_model(network: MLP, task: str, n_rows: int, noise_std: float | None = None):
+def likelihood_model(network: MLP, task: str, n_rows: int, noise_std: float | None = None,
+                     kl_weight: float = 1.0):
     """The Pyro model: the Bayesian network's outputs feed a categorical or Gaussian likelihood.
 
     A minibatch stands for all ``n_rows`` training rows (the plate scales its log-likelihood).
     Regression learns the noise std as a point estimate, in units of the standardized target,
-    unless ``noise_std`` gives it (a known-noise likelihood).
+    unless ``noise_std`` gives it (a known-noise likelihood).  ``kl_weight`` scales the prior's
+    log-density; the guide must be scaled alike (``kl_weighted_guide``) for the ELBO's KL to be.
     """
     import pyro
     import pyro.distributions as dist
+    from pyro import poutine
     from torch.distributions import constraints
 
     def model(features: torch.Tensor, targets: torch.Tensor | None = None):
-        outputs = network(features)
+        with poutine.scale(scale=kl_weight):
+            outputs = network(features)
         if task == "regression":
             noise = noise_std if noise_std is not None else pyro.param(
                 NOISE_PARAM, torch.tensor(1.0, device=features.device), constraint=constraints.positive)
@@ -90,6 +94,14 @@ def likelihood_model(network: MLP, task: str, n_rows: int, noise_std: float | No
             return pyro.sample("obs", observations, obs=targets)
 
     return model
+
+
+def kl_weighted_guide(guide, kl_weight: float):
+    """The guide with its log-density scaled by ``kl_weight``: with the model's prior scaled alike
+    the loss is E_q[-log p(data | w)] + kl_weight x KL(q || prior), a tempered posterior below 1."""
+    from pyro import poutine
+
+    return guide if kl_weight == 1.0 else poutine.scale(guide, scale=kl_weight)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,17 +143,16 @@ def fit_bnn(
     prior_std: float = 0.3,
     activation: str = "relu",
     device: str = "cpu",
+    kl_weight: float = 1.0,
     overwrite: bool = False,
     show_progress: bool | None = None,
 ) -> FitResult:
-    """Fit a Bayesian MLP on ``data`` and write its posterior (kind "network", with the model spec)."""
-    import pyro
-    from pyro.infer import SVI, Trace_ELBO
-    from pyro.infer.autoguide import AutoNormal
-    from pyro.infer.autoguide.initialization import init_to_value
-    from tqdm.auto import tqdm
+    """Fit a Bayesian MLP on ``data`` and write its posterior (kind "network", with the model spec).
 
-    _check_settings(task, activation, hidden, steps, lr, batch, prior_std)
+    ``kl_weight`` 1 is the ELBO of all training rows (the exact Bayesian objective); below 1 it
+    weights the KL term less, a tempered posterior whose stds shrink below the prior's.
+    """
+    _check_settings(task, activation, hidden, steps, lr, batch, prior_std, kl_weight)
     inputs = () if str(data) in BUILTIN_DATASETS else (data,)
     check_output_path(out, overwrite=overwrite, inputs=inputs)
     torch_device = resolve_device(device)
@@ -164,28 +175,49 @@ def fit_bnn(
         data=_data_record(table, data, target, test_fraction, seed),
     )
 
-    torch.manual_seed(seed)
-    network = MLP(spec).to(torch_device)
-    # the guide starts at the ordinary module's own (PyTorch default) initialization
-    initial = {name: param.detach().clone() for name, param in network.named_parameters()}
-    make_bayesian(network, prior_std)
-    model = likelihood_model(network, task, len(split.train))
     features = torch.as_tensor(train_features, dtype=torch.float32, device=torch_device)
     labels = torch.as_tensor(targets[split.train], device=torch_device)
     labels = labels.long() if task == "classification" else labels.float()
-    batch = min(batch, len(split.train)) if batch > 0 else len(split.train)
+    posterior, loss = svi_posterior(spec, features, labels, steps=steps, lr=lr, batch=batch, seed=seed,
+                                    kl_weight=kl_weight, show_progress=show_progress)
+    posterior.save(out)
+    means = {name: tensor.mean for name, tensor in posterior.tensors.items()}
+    metrics = network_metrics(network_from_arrays(spec, means, "fit"), table, split.test, spec)
+    return FitResult(Path(out), posterior, -loss / len(split.train), metrics)
+
+
+def svi_posterior(spec: dict, features: torch.Tensor, targets: torch.Tensor, *, steps: int, lr: float = 0.01,
+                  batch: int = 256, seed: int = 0, kl_weight: float = 1.0,
+                  show_progress: bool | None = None) -> tuple[Posterior, float]:
+    """The mean-field posterior of the MLP ``spec`` (prior std ``spec["prior"]["std"]``) given these
+    training rows (raw features: the spec's normalization is part of the network), by SVI; and the
+    final loss (negative ELBO)."""
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoNormal
+    from pyro.infer.autoguide.initialization import init_to_value
+    from tqdm.auto import tqdm
+
+    task, prior_std, rows_total = spec["task"], spec["prior"]["std"], features.shape[0]
+    torch.manual_seed(seed)
+    network = MLP(spec).to(features.device)
+    # the guide starts at the ordinary module's own (PyTorch default) initialization
+    initial = {name: param.detach().clone() for name, param in network.named_parameters()}
+    make_bayesian(network, prior_std)
+    model = likelihood_model(network, task, rows_total, kl_weight=kl_weight)
+    batch = min(batch, rows_total) if batch > 0 else rows_total
     order = torch.Generator().manual_seed(seed)
 
     with pyro.get_param_store().scope():  # a fresh store; the caller's is restored afterwards
         guide = AutoNormal(model, init_loc_fn=init_to_value(values=initial), init_scale=INIT_SCALE)
-        svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}), Trace_ELBO())
+        svi = SVI(model, kl_weighted_guide(guide, kl_weight), pyro.optim.Adam({"lr": lr}), Trace_ELBO())
         loss = float("nan")
         bar = tqdm(range(steps), desc="fit bnn", unit="step", leave=False,
                    disable=None if show_progress is None else not show_progress)
         with bar:
             for step in bar:
-                rows = torch.randperm(len(split.train), generator=order)[:batch].to(torch_device)
-                loss = svi.step(features[rows], labels[rows])
+                rows = torch.randperm(rows_total, generator=order)[:batch].to(features.device)
+                loss = svi.step(features[rows], targets[rows])
                 if not np.isfinite(loss):
                     raise BayesCompressError(f"fit diverged at step {step} (ELBO is not finite); "
                                              "lower --lr")
@@ -193,22 +225,21 @@ def fit_bnn(
                     bar.set_postfix(elbo=f"{-loss:.4g}")
         store = param_store_from_state(pyro.get_param_store().get_state(), "fit")
         if task == "regression":
-            spec["likelihood"]["noise_std"] = float(pyro.param(NOISE_PARAM).item()) * target_std
+            spec["likelihood"]["noise_std"] = (float(pyro.param(NOISE_PARAM).item())
+                                               * spec["normalization"]["target_std"])
 
     posterior, _ = autonormal_posterior(store, "fit")
     posterior.kind, posterior.model_spec = "network", spec
     posterior.metadata = {
         "fitted_by": f"bayescompress {__version__}",
         "fit": {"steps": steps, "lr": lr, "batch": batch, "seed": seed, "prior_std": prior_std,
-                "guide": "AutoNormal", "init_scale": INIT_SCALE, "elbo": -loss, "device": str(torch_device)},
+                "guide": "AutoNormal", "init_scale": INIT_SCALE, "kl_weight": kl_weight, "elbo": -loss,
+                "device": str(features.device)},
     }
-    posterior.save(out)
-    means = {name: tensor.mean for name, tensor in posterior.tensors.items()}
-    metrics = network_metrics(network_from_arrays(spec, means, "fit"), table, split.test, spec)
-    return FitResult(Path(out), posterior, -loss / len(split.train), metrics)
+    return posterior, loss
 
 
-def _check_settings(task, activation, hidden, steps, lr, batch, prior_std) -> None:
+def _check_settings(task, activation, hidden, steps, lr, batch, prior_std, kl_weight) -> None:
     if task not in TASKS:
         raise BayesCompressError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if activation not in ACTIVATIONS:
@@ -223,6 +254,8 @@ def _check_settings(task, activation, hidden, steps, lr, batch, prior_std) -> No
         raise BayesCompressError(f"--batch must be >= 0 (0 = all training rows), got {batch}")
     if not (np.isfinite(prior_std) and prior_std > 0):
         raise BayesCompressError(f"--prior-std must be a number > 0, got {prior_std}")
+    if not (np.isfinite(kl_weight) and 0 < kl_weight <= 1):
+        raise BayesCompressError(f"--kl-weight must be in (0, 1], got {kl_weight}")
 
 
 def _data_record(table: Table, data, target, test_fraction: float, seed: int) -> dict:
