@@ -59,10 +59,17 @@ def separation_margins(posterior: Posterior) -> np.ndarray:
 @pytest.mark.parametrize("estimator", ["pairs", "dense"])
 def test_two_processes_under_torchrun_fit_every_word_as_well_as_one_process(tmp_path, estimator):
     corpus = write_topic_corpus(tmp_path / "topics.txt")
-    result = torchrun_fit(corpus, tmp_path / "two.h5", processes=2, estimator=estimator)
+    output = tmp_path / "two.h5"
+    result = torchrun_fit(corpus, output, processes=2, estimator=estimator)
+    if result.returncode != 0 and "(SIGABRT) received" in result.stderr:
+        # once in CI a rank died in gloo's native code (SIGABRT, no Python error); one more launch
+        # tells a flaky transport from a fit that fails: a second abort or any other failure fails
+        print("first launch aborted in gloo:\n" + rank_errors(result.stderr))
+        output = tmp_path / "two-again.h5"
+        result = torchrun_fit(corpus, output, processes=2, estimator=estimator)
     assert result.returncode == 0, rank_errors(result.stderr)
     assert result.stdout.count("wrote") == 1  # only rank 0 reports and writes
-    two = Posterior.load(tmp_path / "two.h5")
+    two = Posterior.load(output)
     assert two.metadata["world_size"] == 2
 
     counts = count_corpus(corpus, CorpusOptions(**OPTIONS), use_cache=False)
