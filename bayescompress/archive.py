@@ -265,7 +265,7 @@ def parse_header(head: bytes, file_size: int, source: str) -> tuple[dict, int, i
         text = _inflate_header(text, source)
     try:
         if version >= COMPACT_VERSION:
-            header = binaryjson.decode(text, "archive header")
+            header = binaryjson.decode(text, "archive header", stored_bytes=length)
         else:
             header = parse_json(text, "archive header")
     except BayesCompressError as exc:

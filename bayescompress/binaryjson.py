@@ -13,7 +13,7 @@ import math
 import struct
 
 from .errors import BayesCompressError
-from .limits import MAX_JSON_DEPTH
+from .limits import MAX_JSON_BYTES, MAX_JSON_DEPTH
 
 # Fixed for format version 4: word i is the one-byte tag WORD_BASE + i (at most 256 - WORD_BASE words).
 WORDS = (
@@ -57,9 +57,13 @@ def encode(value) -> bytes:
     return bytes(out)
 
 
-def decode(data: bytes | memoryview, what: str = "value"):
-    """Inverse of ``encode``; any malformed input is one BayesCompressError naming ``what``."""
-    decoder = _Decoder(bytes(data), what)
+def decode(data: bytes | memoryview, what: str = "value", stored_bytes: int | None = None):
+    """Inverse of ``encode``; any malformed input is one BayesCompressError naming ``what``.
+
+    ``stored_bytes``: the size ``data`` had in the file before it was inflated, which bounds
+    what decoding may produce (a deflated header must not earn two expansion factors).
+    """
+    decoder = _Decoder(bytes(data), what, len(data) if stored_bytes is None else stored_bytes)
     value = decoder.value(1)
     if decoder.offset != len(decoder.data):
         raise BayesCompressError(f"{what} has trailing bytes")
@@ -240,10 +244,12 @@ def _unzigzag(code: int) -> int:
 
 
 class _Decoder:
-    def __init__(self, data: bytes, what: str):
+    def __init__(self, data: bytes, what: str, stored_bytes: int):
         self.data, self.what, self.offset = data, what, 0
         self.previous = FIRST_PREVIOUS
-        self.budget = (1 << 20) + EXPANSION * len(data)  # characters and items it may produce
+        self.stored_bytes = stored_bytes
+        # characters and items it may produce: never more than a JSON text we would read
+        self.budget = min((1 << 20) + EXPANSION * stored_bytes, MAX_JSON_BYTES)
 
     def fail(self, reason: str):
         raise BayesCompressError(f"{self.what} is {reason}")
@@ -251,7 +257,8 @@ class _Decoder:
     def spend(self, amount: int) -> None:
         self.budget -= amount
         if self.budget < 0:
-            self.fail(f"larger than 1 MiB + {EXPANSION}x its {len(self.data)} bytes once decoded")
+            self.fail(f"larger than 1 MiB + {EXPANSION}x its {self.stored_bytes} stored bytes "
+                      f"(and at most {MAX_JSON_BYTES} characters) once decoded")
 
     def byte(self) -> int:
         if self.offset >= len(self.data):
@@ -307,7 +314,7 @@ class _Decoder:
             return int.from_bytes(self.take(4), "little")
         if tag == BIGINT:
             body = self.take(self.count(1))
-            if not body or len(body) > 4300 or not body.lstrip(b"-").isdigit():
+            if not body or len(body) > 4300 or not body[body[:1] == b"-":].isdigit():
                 self.fail("malformed (a bad integer)")
             return int(body)
         if tag == FLOAT64:

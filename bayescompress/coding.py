@@ -192,12 +192,16 @@ class FrequencyTable:
         signed = bool(unique.size and unique[0] < 0)
         best, best_bits = None, np.inf
         for escaped in _candidate_splits(unique, counts, signed):
-            table = cls.split(unique, counts, signed, escaped)
-            if compact and escaped.any():
-                table.model_top_bits(unique[escaped], counts[escaped])
-            bits = table.file_bits(compact)
-            if bits < best_bits:
-                best, best_bits = table, bits
+            candidates = [cls.split(unique, counts, signed, escaped)]
+            if compact and escaped.any():  # the same split with its escapes' top bits modeled
+                topped = cls.split(unique, counts, signed, escaped)
+                topped.model_top_bits(unique[escaped], counts[escaped])
+                if topped.top_bits is not None:
+                    candidates.append(topped)
+            for table in candidates:  # histograms that save less than the per-length vector costs lose here
+                bits = table.file_bits(compact)
+                if bits < best_bits:
+                    best, best_bits = table, bits
         return best
 
     def model_top_bits(self, escaped: np.ndarray, escaped_counts: np.ndarray) -> None:

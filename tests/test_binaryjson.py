@@ -56,6 +56,7 @@ def test_a_string_sharing_a_prefix_with_the_one_before_stores_only_the_rest():
     (b"\x10\x01\x03\x00\x00", "key is not a string"),
     (b"\x0a\x40\x01x", "shares more than"),
     (b"\x00\x00", "trailing bytes"),
+    (b"\x05\x03--5", "a bad integer"),  # at most one minus sign
 ])
 def test_malformed_input_is_one_error_naming_what_is_wrong(data, fragment):
     with pytest.raises(BayesCompressError, match=fragment):
@@ -80,3 +81,12 @@ def test_every_word_has_its_own_one_byte_tag_above_the_value_tags():
     assert len(set(WORDS)) == len(WORDS) and len(WORDS) <= 256 - WORD_BASE and UINT32 < WORD_BASE
     assert [encode(word) for word in WORDS[:3]] == [bytes([WORD_BASE]), bytes([WORD_BASE + 1]),
                                                      bytes([WORD_BASE + 2])]
+
+
+def test_a_deflated_header_is_bounded_by_its_stored_size_not_by_its_inflated_size():
+    # the archive inflates a header to at most 1 MiB + 64x its stored bytes; decoding must not
+    # then allow another 64x of that (a 244 kB archive made the parser allocate about 1 GB)
+    inflated = encode("x" * 3_000_000)
+    assert decode(inflated) == "x" * 3_000_000
+    with pytest.raises(BayesCompressError, match="larger than 1 MiB"):
+        decode(inflated, "archive header", stored_bytes=10_000)

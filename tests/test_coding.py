@@ -224,3 +224,12 @@ def test_escape_top_bit_histograms_that_do_not_add_up_are_refused():
     data[0] = 4  # top bits without escapes
     with pytest.raises(BayesCompressError, match="unknown flags"):
         FrequencyTable.from_bytes(bytes(data), 0, symbols.size)
+
+
+@pytest.mark.parametrize("symbols", [np.arange(-50, 50), np.arange(0, 130), np.repeat(np.arange(-70, 73), 1)])
+def test_modeled_escape_top_bits_are_kept_only_where_they_pay_for_their_description(symbols):
+    # a histogram that saves 10 bits in one length but adds a 64-bit per-length vector lost 54 bits
+    unique, counts = symbol_counts(symbols)
+    chosen = FrequencyTable.from_counts(unique, counts)
+    plain = FrequencyTable.split(unique, counts, bool(unique[0] < 0), np.ones(unique.size, bool))
+    assert chosen.file_bits() <= plain.file_bits()
