@@ -135,8 +135,14 @@ def process_group(device_name: str = "cpu") -> Iterator[ProcessGroup]:
                            local_rank=local_rank, backend=backend, device=device)
         completed = True
     finally:
-        if completed:
-            # leave together: a rank that tears its group down while rank 0 still writes the
-            # posterior can abort in gloo's teardown (SIGABRT seen once in CI on rank 1)
-            torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+        try:
+            if completed:
+                # leave together: a rank that tears its group down while rank 0 still writes the
+                # posterior can abort in gloo's teardown (SIGABRT seen once in CI on rank 1)
+                try:
+                    torch.distributed.barrier()
+                except RuntimeError:  # a rank that failed after training closed its connections
+                    raise BayesCompressError(f"rank {torch.distributed.get_rank()}: stopped because "
+                                             "another rank failed (see its message)") from None
+        finally:
+            torch.distributed.destroy_process_group()

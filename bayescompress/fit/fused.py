@@ -97,22 +97,19 @@ class StepKernels:
                                              adam_rows_)
 
     def _or_eager(self, compiled, eager):
-        state = {"function": compiled}
-
         def call(*args):
+            if not self.compiled:
+                return eager(*args)
             try:
-                if state["function"] is eager:
-                    return eager(*args)
                 with warnings.catch_warnings():  # torch's own deprecations while it compiles
                     warnings.simplefilter("ignore")
-                    return state["function"](*args)
+                    return compiled(*args)
             except Exception as exc:  # torch raises many kinds for a compile that cannot work here
-                if state["function"] is eager:
-                    raise
+                # a kernel that cannot compile means this machine cannot: both run eagerly from now
+                # on (one warning; the lazy Adam step then gets the plain tensors eager code takes)
+                self.compiled = False
                 warnings.warn(f"torch.compile failed ({type(exc).__name__}); the fit runs eagerly, "
                               "about 2x slower", RuntimeWarning, stacklevel=2)
-                self.compiled = False
-                state["function"] = eager
                 return eager(*args)
         return call
 
