@@ -221,7 +221,8 @@ def cmd_fit_bnn(args) -> int:
     )
     post = result.posterior
     print(f"wrote {result.path}: {len(post.tensors)} tensors, {post.n_latents} weights, "
-          f"ELBO {result.final_elbo_per_row:.4f} per training row")
+          f"{'ELBO' if args.kl_weight == 1 else f'tempered objective (KL x {args.kl_weight:g})'} "
+          f"{result.final_elbo_per_row:.4f} per training row")
     print(f"  held-out rows, posterior means: {_metrics_line(result.test_metrics)}")
     return 0
 

@@ -225,7 +225,9 @@ def test_csv_classification_with_string_labels_through_the_command(tmp_path):
                  "--hidden", "8", "--steps", "120", "--lr", "0.05", "--batch", "0", "--kl-weight", "0.5")
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout
-    assert Posterior.load(tmp_path / "p.h5").metadata["fit"]["kl_weight"] == 0.5
+    fit = Posterior.load(tmp_path / "p.h5").metadata["fit"]
+    assert fit["kl_weight"] == 0.5 and "tempered_objective" in fit and "elbo" not in fit
+    assert "tempered objective (KL x 0.5)" in result.stdout  # not called an ELBO
     spec = Posterior.load(tmp_path / "p.h5").model_spec
     assert spec["likelihood"]["classes"] == ["cat", "dog", "eel"]
     assert spec["data"]["target"] == "species"

@@ -233,7 +233,9 @@ def svi_posterior(spec: dict, features: torch.Tensor, targets: torch.Tensor, *, 
     posterior.metadata = {
         "fitted_by": f"bayescompress {__version__}",
         "fit": {"steps": steps, "lr": lr, "batch": batch, "seed": seed, "prior_std": prior_std,
-                "guide": "AutoNormal", "init_scale": INIT_SCALE, "kl_weight": kl_weight, "elbo": -loss,
+                "guide": "AutoNormal", "init_scale": INIT_SCALE, "kl_weight": kl_weight,
+                # with kl_weight < 1 the optimized value is the tempered objective, not the ELBO
+                "elbo" if kl_weight == 1 else "tempered_objective": -loss,
                 "device": str(features.device)},
     }
     return posterior, loss
