@@ -8,7 +8,7 @@ in the table alone: counts -> fixed-point probabilities by integer arithmetic ->
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -194,7 +194,7 @@ class FrequencyTable:
         for escaped in _candidate_splits(unique, counts, signed):
             candidates = [cls.split(unique, counts, signed, escaped)]
             if compact and escaped.any():  # the same split with its escapes' top bits modeled
-                topped = cls.split(unique, counts, signed, escaped)
+                topped = replace(candidates[0])  # model_top_bits only sets new attributes
                 topped.model_top_bits(unique[escaped], counts[escaped])
                 if topped.top_bits is not None:
                     candidates.append(topped)

@@ -288,7 +288,6 @@ def test_a_generic_posterior_file_above_the_threshold_is_swept_piece_by_piece_wi
         tmp_path, monkeypatch):
     import bayescompress.streamquality as streamquality
     import bayescompress.sweep as sweep
-    from bayescompress.tensorsource import TensorSource
 
     post = make_posterior(rows=400, dim=10)
     post.save(tmp_path / "p.h5")
@@ -298,10 +297,7 @@ def test_a_generic_posterior_file_above_the_threshold_is_swept_piece_by_piece_wi
                       show_progress=False)
     monkeypatch.setattr(sweep, "STREAM_LATENTS", 100)
     monkeypatch.setattr(streamquality, "PIECE_LATENTS", 300)
-    reads = []
-    original = TensorSource.read
-    monkeypatch.setattr(TensorSource, "read", lambda self, a, b, source: reads.append(b - a) or original(
-        self, a, b, source))
+    reads = _record_reads(monkeypatch)
     streamed = run_sweep(tmp_path / "p.h5", tmp_path / "streamed", methods=STREAMED_METHODS, points=3,
                          plot=False, show_progress=False)
     assert 256 in reads and max(reads) == 4000  # pieces; the whole of U only for the knobs and the bound
@@ -310,6 +306,17 @@ def test_a_generic_posterior_file_above_the_threshold_is_swept_piece_by_piece_wi
         _assert_same(mine, theirs, SAME_COLUMNS)
     for mine, theirs in zip(streamed.ratios, whole.ratios, strict=True):
         _assert_same(mine, theirs, list(theirs))
+
+
+def _record_reads(monkeypatch) -> list[int]:
+    """The lengths of every range TensorSource.read is asked for, from now on."""
+    from bayescompress.tensorsource import TensorSource
+
+    reads = []
+    original = TensorSource.read
+    monkeypatch.setattr(TensorSource, "read", lambda self, a, b, source: reads.append(b - a) or original(
+        self, a, b, source))
+    return reads
 
 
 def _assert_same(mine: dict, theirs: dict, columns) -> None:
@@ -324,7 +331,6 @@ def test_the_streamed_sweep_never_loads_the_posterior_nor_decodes_an_archive_who
     import bayescompress.samplerate as samplerate
     import bayescompress.streamquality as streamquality
     import bayescompress.sweep as sweep
-    from bayescompress.tensorsource import TensorSource
 
     make_posterior(rows=400, dim=10).save(tmp_path / "p.h5")
     monkeypatch.setattr(Posterior, "load", classmethod(lambda *a, **k: pytest.fail("Posterior.load")))
@@ -335,10 +341,7 @@ def test_the_streamed_sweep_never_loads_the_posterior_nor_decodes_an_archive_who
     monkeypatch.setattr(sweep, "SAMPLE_LATENTS", 1000)  # knob values on a sample, as above 2^22 latents
     monkeypatch.setattr(samplerate, "SAMPLE_LATENTS", 1000)
     monkeypatch.setattr(streamquality, "PIECE_LATENTS", 300)
-    reads = []
-    original = TensorSource.read
-    monkeypatch.setattr(TensorSource, "read", lambda self, a, b, source: reads.append(b - a) or original(
-        self, a, b, source))
+    reads = _record_reads(monkeypatch)
     # vbq packs blockwise (uniform, k-means, Lloyd fit on a whole tensor inside pack)
     result = run_sweep(tmp_path / "p.h5", tmp_path / "out", methods=["vbq"], points=4,
                        plot=False, show_progress=False)

@@ -129,20 +129,22 @@ def process_group(device_name: str = "cpu") -> Iterator[ProcessGroup]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.distributed.init_process_group(backend=backend, timeout=TIMEOUT)
-    completed = False
     try:
         yield ProcessGroup(rank=torch.distributed.get_rank(), world_size=torch.distributed.get_world_size(),
                            local_rank=local_rank, backend=backend, device=device)
-        completed = True
+        _leave_together()  # reached only when this rank's work completed
     finally:
-        try:
-            if completed:
-                # leave together: a rank that tears its group down while rank 0 still writes the
-                # posterior can abort in gloo's teardown (SIGABRT seen once in CI on rank 1)
-                try:
-                    torch.distributed.barrier()
-                except RuntimeError:  # a rank that failed after training closed its connections
-                    raise BayesCompressError(f"rank {torch.distributed.get_rank()}: stopped because "
-                                             "another rank failed (see its message)") from None
-        finally:
-            torch.distributed.destroy_process_group()
+        torch.distributed.destroy_process_group()
+
+
+def _leave_together() -> None:
+    """Wait for every rank before tearing the group down.
+
+    A rank that tears its group down while rank 0 still writes the posterior can abort in gloo's
+    teardown (SIGABRT seen once in CI on rank 1).
+    """
+    try:
+        torch.distributed.barrier()
+    except RuntimeError:  # a rank that failed after training closed its connections
+        raise BayesCompressError(f"rank {torch.distributed.get_rank()}: stopped because another rank "
+                                 "failed (see its message)") from None
