@@ -1,6 +1,7 @@
 """Networks judged on steady criteria: k-fold (every row a test row once), settings chosen on a
 validation split; VBQ per prior and per posterior source against uniform grids with the same range
-coder and against the peer codec nncodec (MPEG NNC), all in one run per data set.
+coder and against the peer codec nncodec (MPEG NNC; QPs with and without its dependent quantization,
+the cheaper per pick), all in one run per data set.
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_bnn.py --data digits --out out/bnn-digits
 
@@ -146,15 +147,16 @@ def scores(logits: torch.Tensor, labels: torch.Tensor, reference: torch.Tensor, 
     return record
 
 
-def run_nncodec(means: dict, work: Path) -> list[dict] | None:
-    """NNC bitstreams of the means at every QP, biases at NNC's default QP and at the weights' QP."""
+def run_nncodec(means: dict, work: Path, use_dq: bool = True) -> list[dict] | None:
+    """NNC bitstreams of the means at every QP, biases at NNC's default QP and at the weights' QP;
+    ``use_dq=False``: scalar instead of dependent (trellis) quantization."""
     if not NNCODEC_PYTHON.exists():
         return None
     np.savez(work / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
     records = []
     for nonweight in ("default", "same"):
         command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(work / "means.npz"), str(work),
-                   "--nonweight-qp", nonweight, "--qp", *map(str, NNC_QPS)]
+                   "--nonweight-qp", nonweight, "--qp", *map(str, NNC_QPS), *([] if use_dq else ["--no-dq"])]
         result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
         if result.returncode != 0:
             raise RuntimeError(f"nncodec failed: {result.stderr.strip()[-500:]}")
@@ -176,6 +178,22 @@ def run_nncodec_at(means: dict, work: Path, qp: int, bias_qp: int) -> tuple[int,
     record = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     with np.load(record["decoded"], allow_pickle=False) as decoded:
         return record["bytes"], {name: decoded[name] for name in means}
+
+
+def nncodec_rows(args, out: Path, means: dict, n_weights: int, record, rows: list) -> None:
+    """nncodec's bitstreams of one posterior's means as sweep rows, with its dependent (trellis)
+    quantization and, setting "... no-dq", with scalar quantization: its best settings per pick."""
+    for use_dq in (False,) if args.add_nncodec_no_dq else (True, False):
+        with tempfile.TemporaryDirectory(dir=out) as work:
+            nnc = run_nncodec(means, Path(work), use_dq=use_dq)
+        if nnc is None:
+            print(f"nncodec: ABSENT ({NNCODEC_PYTHON} not found; run benchmarks/setup_nncodec.sh)")
+            args.skip_nncodec = True
+            return
+        for entry in nnc:
+            setting = f"qp={entry['qp']} bias_qp={entry['nonweight_qp']}" + ("" if use_dq else " no-dq")
+            rows.append(record("nncodec", setting, entry["values"], 8.0 * entry["bytes"] / n_weights,
+                               file_bytes=entry["bytes"], side_bytes=0))
 
 
 def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
@@ -220,6 +238,10 @@ def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
             return dict(base, method=method, setting=setting, bits_per_weight=bits, **sizes_,
                         **scores(logits, labels, reference, split))
 
+        if not (args.skip_nncodec or args.repack):
+            nncodec_rows(args, out, means, posterior.n_latents, record, rows)
+        if args.add_nncodec_no_dq:  # only the scalar-quantization peer, added to an earlier run's rows
+            continue
         rows.append(record("float32", "means", means, 32.0))
         for method, setting, quantizer in methods(args.priors):
             result = pack(posterior, out / "archive.bcz", method=quantizer, overwrite=True,
@@ -228,16 +250,6 @@ def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
                                file_bytes=result.total_bytes, side_bytes=result.side_bytes,
                                header_bytes=result.header_bytes, table_bytes=result.table_bytes,
                                stream_bytes=result.stream_bytes))
-        if not (args.skip_nncodec or args.repack):
-            with tempfile.TemporaryDirectory(dir=out) as work:
-                nnc = run_nncodec(means, Path(work))
-            if nnc is None:
-                print(f"nncodec: ABSENT ({NNCODEC_PYTHON} not found; run benchmarks/setup_nncodec.sh)")
-                args.skip_nncodec = True
-            for entry in nnc or []:
-                rows.append(record("nncodec", f"qp={entry['qp']} bias_qp={entry['nonweight_qp']}",
-                                   entry["values"], 8.0 * entry["bytes"] / posterior.n_latents,
-                                   file_bytes=entry["bytes"], side_bytes=0))
     print(f"fold {fold_index}: {time.perf_counter() - started:.0f} s", flush=True)
     return rows
 
@@ -263,6 +275,9 @@ def main() -> int:
                         "bayescompress rows of OUT/sweep.csv (kept as sweep-before-repack.csv); the "
                         "nncodec rows are kept as they are")
     parser.add_argument("--skip-nncodec", action="store_true")
+    parser.add_argument("--add-nncodec-no-dq", action="store_true",
+                        help="add nncodec's scalar-quantization settings to the rows of an OUT/sweep.csv "
+                        "written before they were part of every run (from OUT/posteriors)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -271,6 +286,13 @@ def main() -> int:
     table = load_table(args.data)
     folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
     rows = []
+    if args.add_nncodec_no_dq:
+        if not NNCODEC_PYTHON.exists():
+            raise SystemExit(f"--add-nncodec-no-dq: {NNCODEC_PYTHON} not found; "
+                             "run benchmarks/setup_nncodec.sh")
+        args.reuse = True
+        rows = [r for r in read_sweep(out / "sweep.csv")
+                if not (r["method"] == "nncodec" and str(r["setting"]).endswith("no-dq"))]
     if args.repack:
         before = out / "sweep-before-repack.csv"  # kept until a repack finishes, so a failed one can rerun
         if not before.exists():

@@ -52,19 +52,20 @@ def install_stubs() -> None:
             sys.modules[name] = _StubModule(name)
 
 
-def encode_decode(tensors: dict, qp: int, nonweight_qp: int | None, out_dir: Path) -> dict:
-    """Encode ``tensors`` at ``qp`` with NNC's default tools (dependent quantization, parameter
-    optimization), write the bitstream, decode it.  1-D tensors (biases) get ``nonweight_qp``,
-    NNC's default -75 (near lossless) when None."""
+def encode_decode(tensors: dict, qp: int, nonweight_qp: int | None, out_dir: Path,
+                  use_dq: bool = True) -> dict:
+    """Encode ``tensors`` at ``qp`` with NNC's default tools (dependent quantization unless
+    ``use_dq`` is False, parameter optimization), write the bitstream, decode it.  1-D tensors
+    (biases) get ``nonweight_qp``, NNC's default -75 (near lossless) when None."""
     import numpy as np
     from nncodec import nnc
 
     nonweight = -75 if nonweight_qp is None else nonweight_qp
-    stem = f"qp_{qp}_nw_{nonweight}"
+    stem = f"qp_{qp}_nw_{nonweight}" + ("" if use_dq else "_nodq")
     bitstream_path = out_dir / f"{stem}.nnc"
     with redirect_stdout(io.StringIO()):  # nncodec prints progress on stdout; our stdout is JSON
         bitstream = nnc.compress(
-            tensors, bitstream_path=str(bitstream_path), qp=qp, nonweight_qp=nonweight, use_dq=True,
+            tensors, bitstream_path=str(bitstream_path), qp=qp, nonweight_qp=nonweight, use_dq=use_dq,
             param_opt=True,
             opt_qp=False, return_bitstream=True, verbose=False,
         )
@@ -84,6 +85,8 @@ def main() -> int:
     parser.add_argument("--qp", type=int, nargs="+", default=[-32])
     parser.add_argument("--nonweight-qp", default="default",
                         help="QP of 1-D tensors: 'default' (NNC's -75), 'same' (= --qp) or a number")
+    parser.add_argument("--no-dq", action="store_true",
+                        help="scalar quantization instead of NNC's dependent (trellis) quantization")
     parser.add_argument("--check", action="store_true", help="only check that nncodec imports")
     args = parser.parse_args()
     install_stubs()
@@ -103,7 +106,7 @@ def main() -> int:
         nonweight = {"default": None, "same": qp}.get(args.nonweight_qp)
         if nonweight is None and args.nonweight_qp not in ("default", "same"):
             nonweight = int(args.nonweight_qp)
-        print(json.dumps(encode_decode(tensors, qp, nonweight, out_dir)), flush=True)
+        print(json.dumps(encode_decode(tensors, qp, nonweight, out_dir, use_dq=not args.no_dq)), flush=True)
     return 0
 
 
