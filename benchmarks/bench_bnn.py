@@ -1,7 +1,8 @@
 """Networks judged on steady criteria: k-fold (every row a test row once), settings chosen on a
-validation split; VBQ per prior and per posterior source against uniform grids with the same range
-coder and against the peer codec nncodec (MPEG NNC; QPs with and without its dependent quantization,
-the cheaper per pick), all in one run per data set.
+validation split; VBQ per prior and per posterior source against baselines at their best settings:
+uniform grids (step x each tensor's RMS or x the model's) with the same range coder, VBQ without the
+posterior (one std for every weight), and the peer codec nncodec (MPEG NNC; QPs with and without
+its dependent quantization), all in one run per data set.
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_bnn.py --data digits --out out/bnn-digits
 
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bnn_picks import markdown, pick_cheapest, read_sweep, summarize, write_csv  # benchmarks/
+from blind_vbq import BlindVBQQuantizer
+from bnn_picks import markdown, pick_cheapest, read_sweep, split_by_setting, summarize, write_csv
 from machine import describe_machine
 from torch import nn
 from uniform_grid import UniformGridQuantizer
@@ -60,10 +62,18 @@ def methods(priors):
     for prior in priors:
         for lam in LAMBDAS:
             yield f"vbq-{prior}", f"lambda={lam:g}", VBQQuantizer(lam, prior=prior)
-    for step in GRID_STEPS:
-        for offset in GRID_OFFSETS:
-            quantizer = UniformGridQuantizer(step, offset)
-            yield "uniform-per-tensor", f"step={step:g}xRMS offset={offset:g}", quantizer
+
+
+def baseline_methods(model_rms: float):
+    """VBQ without the posterior (every std = the model's RMS), and the uniform grid's settings:
+    step x each tensor's RMS, or x the model's (one step for every tensor)."""
+    for lam in LAMBDAS:
+        yield "vbq-blind", f"lambda={lam:g}", BlindVBQQuantizer(lam, model_rms)
+    for scope, reference in (("tensor", None), ("model", model_rms)):
+        for step in GRID_STEPS:
+            for offset in GRID_OFFSETS:
+                quantizer = UniformGridQuantizer(step, offset, reference)
+                yield "uniform-grid", f"step={step:g}xRMS offset={offset:g} scope={scope}", quantizer
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -183,7 +193,7 @@ def run_nncodec_at(means: dict, work: Path, qp: int, bias_qp: int) -> tuple[int,
 def nncodec_rows(args, out: Path, means: dict, n_weights: int, record, rows: list) -> None:
     """nncodec's bitstreams of one posterior's means as sweep rows, with its dependent (trellis)
     quantization and, setting "... no-dq", with scalar quantization: its best settings per pick."""
-    for use_dq in (False,) if args.add_nncodec_no_dq else (True, False):
+    for use_dq in (False,) if args.add_baselines else (True, False):
         with tempfile.TemporaryDirectory(dir=out) as work:
             nnc = run_nncodec(means, Path(work), use_dq=use_dq)
         if nnc is None:
@@ -240,10 +250,11 @@ def fold_rows(args, table, fold_index, fold, out: Path) -> list[dict]:
 
         if not (args.skip_nncodec or args.repack):
             nncodec_rows(args, out, means, posterior.n_latents, record, rows)
-        if args.add_nncodec_no_dq:  # only the scalar-quantization peer, added to an earlier run's rows
-            continue
-        rows.append(record("float32", "means", means, 32.0))
-        for method, setting, quantizer in methods(args.priors):
+        model_rms = float(np.sqrt(np.mean(np.square(all_means.astype(np.float64)))))
+        ours = [] if args.add_baselines else [*methods(args.priors)]
+        if not args.add_baselines:
+            rows.append(record("float32", "means", means, 32.0))
+        for method, setting, quantizer in [*ours, *baseline_methods(model_rms)]:
             result = pack(posterior, out / "archive.bcz", method=quantizer, overwrite=True,
                           show_progress=False)
             rows.append(record(method, setting, result.values, result.bits_per_dim_without_side,
@@ -275,9 +286,10 @@ def main() -> int:
                         "bayescompress rows of OUT/sweep.csv (kept as sweep-before-repack.csv); the "
                         "nncodec rows are kept as they are")
     parser.add_argument("--skip-nncodec", action="store_true")
-    parser.add_argument("--add-nncodec-no-dq", action="store_true",
-                        help="add nncodec's scalar-quantization settings to the rows of an OUT/sweep.csv "
-                        "written before they were part of every run (from OUT/posteriors)")
+    parser.add_argument("--add-baselines", action="store_true",
+                        help="redo the rows of the uniform grid (both scopes) and VBQ without the posterior, "
+                        "and add nncodec's scalar-quantization settings, in an OUT/sweep.csv written "
+                        "before they were in every run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -286,13 +298,13 @@ def main() -> int:
     table = load_table(args.data)
     folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
     rows = []
-    if args.add_nncodec_no_dq:
+    if args.add_baselines:
         if not NNCODEC_PYTHON.exists():
-            raise SystemExit(f"--add-nncodec-no-dq: {NNCODEC_PYTHON} not found; "
-                             "run benchmarks/setup_nncodec.sh")
+            raise SystemExit(f"--add-baselines: {NNCODEC_PYTHON} not found; run benchmarks/setup_nncodec.sh")
         args.reuse = True
-        rows = [r for r in read_sweep(out / "sweep.csv")
-                if not (r["method"] == "nncodec" and str(r["setting"]).endswith("no-dq"))]
+        redone = ("uniform-per-tensor", "uniform-grid", "vbq-blind")  # the grid's old name, and the new
+        rows = [r for r in read_sweep(out / "sweep.csv") if r["method"] not in redone
+                and not (r["method"] == "nncodec" and str(r["setting"]).endswith("no-dq"))]
     if args.repack:
         before = out / "sweep-before-repack.csv"  # kept until a repack finishes, so a failed one can rerun
         if not before.exists():
@@ -307,6 +319,8 @@ def main() -> int:
     write_csv(out / "picks.csv", picks)
     summary = summarize(picks, rows)
     write_csv(out / "summary.csv", summary)
+    split = split_by_setting(rows)  # what each baseline's wider choice of settings changed
+    write_csv(out / "summary-by-setting.csv", summarize(pick_cheapest(split, n_validation), split))
     if args.repack:
         (out / "sweep-before-repack.csv").unlink()
     print(markdown(summary))

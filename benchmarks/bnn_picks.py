@@ -21,7 +21,7 @@ CRITERIA = {
     "nll-vs-ts-float": "validation NLL <= the temperature-scaled float network's",
     "ts-nll": "temperature-scaled validation NLL <= the temperature-scaled float network's",
 }
-BASELINES = ("uniform-per-tensor", "nncodec")
+BASELINES = ("uniform-grid", "nncodec")
 REPORTED = ("bits_per_weight", "test_accuracy", "test_agreement", "test_nll", "test_nll_ts")
 
 
@@ -62,6 +62,20 @@ def pick_cheapest(rows: list[dict], n_validation: dict) -> list[dict]:
                 picked |= {f"float_{key}": reference[key] for key in REPORTED[1:]}
                 chosen.append(picked)
     return chosen
+
+
+def split_by_setting(rows: list[dict]) -> list[dict]:
+    """The rows with each baseline split by the setting that widens its choice: the grid's scope
+    (a step per tensor or one for the model) and nncodec with or without dependent quantization."""
+    def variant(row):
+        setting = str(row["setting"])
+        if row["method"] == "uniform-grid":
+            return f"uniform-grid[{setting.split()[-1]}]"
+        if row["method"] == "nncodec":
+            return "nncodec[no-dq]" if setting.endswith("no-dq") else "nncodec[dq]"
+        return row["method"]
+
+    return [dict(row, method=variant(row)) for row in rows]
 
 
 def mean_se(values) -> tuple[float, float]:
@@ -194,10 +208,14 @@ def main() -> int:
     rows = read_sweep(args.sweep)
     table = load_table(args.data or rows[0]["data"])
     folds = kfold_splits(table.n_rows, args.folds, args.seed, validation_fraction=0.2)
-    picks = pick_cheapest(rows, {index: fold.validation.size for index, fold in enumerate(folds)})
+    n_validation = {index: fold.validation.size for index, fold in enumerate(folds)}
+    picks = pick_cheapest(rows, n_validation)
     write_csv(args.sweep.with_name("picks.csv"), picks)
     summary = summarize(picks, rows)
     write_csv(args.sweep.with_name("summary.csv"), summary)
+    split = split_by_setting(rows)
+    by_setting = summarize(pick_cheapest(split, n_validation), split)
+    write_csv(args.sweep.with_name("summary-by-setting.csv"), by_setting)
     print(markdown(summary))
     return 0
 

@@ -1,5 +1,6 @@
-"""The uniform-grid baseline of the network benchmarks: each tensor's means rounded to a grid whose
-step is a multiple of that tensor's RMS, coded by the same frequency tables and range coder as VBQ."""
+"""The uniform-grid baseline of the network benchmarks: the means rounded to a grid whose step is a
+multiple of each tensor's RMS or of the whole model's (one step for every tensor), coded by the same
+frequency tables and range coder as VBQ."""
 
 from __future__ import annotations
 
@@ -10,25 +11,29 @@ from bayescompress.vbq import GaussianPrior
 
 
 class UniformGridQuantizer(Quantizer):
-    """Round each mean to a uniform grid, step = ``relative_step`` x the tensor's RMS, grid shifted by
-    ``offset`` steps (0: mid-tread, 0 is a grid point; 0.5: mid-rise); the stds are ignored.  Symbols
-    are signed grid indices."""
+    """Round each mean to a uniform grid, step = ``relative_step`` x the tensor's RMS (or x
+    ``model_rms``, the RMS of all the model's means, when given: one step for every tensor), grid
+    shifted by ``offset`` steps (0: mid-tread, 0 is a grid point; 0.5: mid-rise); the stds are
+    ignored.  Symbols are signed grid indices."""
 
     name = "uniform-grid-benchmark"
-    about = "benchmark baseline: a uniform grid scaled to each tensor's RMS"
-    knob = Option("relative_step", None, "grid step in units of the tensor's RMS")
-    options = (Option("offset", 0.0, "grid shift in steps: 0 mid-tread, 0.5 mid-rise"),)
+    about = "benchmark baseline: a uniform grid scaled to each tensor's RMS or to the model's"
+    knob = Option("relative_step", None, "grid step in units of the tensor's (or the model's) RMS")
+    options = (Option("offset", 0.0, "grid shift in steps: 0 mid-tread, 0.5 mid-rise"),
+               Option("model_rms", None, "RMS of all the model's means: one step for every tensor"))
     in_sweep = False
 
-    def __init__(self, relative_step: float, offset: float):
-        self.relative_step, self.offset = relative_step, offset
+    def __init__(self, relative_step: float, offset: float, model_rms: float | None = None):
+        self.relative_step, self.offset, self.model_rms = relative_step, offset, model_rms
 
     def config(self) -> dict:
-        return {"relative_step": exact_float(self.relative_step), "offset": exact_float(self.offset)}
+        config = {"relative_step": exact_float(self.relative_step), "offset": exact_float(self.offset)}
+        return config if self.model_rms is None else config | {"model_rms": exact_float(self.model_rms)}
 
     def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
         values = np.asarray(means, dtype=np.float64).ravel()
-        step = self.relative_step * GaussianPrior.empirical(values).scale
+        scale = GaussianPrior.empirical(values).scale if self.model_rms is None else self.model_rms
+        step = self.relative_step * scale
         shift = self.offset * step
         symbols = np.round((values - shift) / step).astype(np.int64)
         if progress is not None:
