@@ -6,8 +6,9 @@ and what each factor does to the bits VBQ needs.
 
 Per fit: median std, its ratio to the prior std, the share of weights with |mean|/std > 1, the
 means' test accuracy, and (one split, picked on the test rows, so an indication only; the k-fold
-benchmark is the judgement) the cheapest VBQ (prior tails) and per-tensor uniform grid archives whose
-test accuracy is within one binomial standard error of the means'.  Writes one CSV row per fit to
+benchmark is the judgement) the cheapest VBQ (prior tails) and uniform grid archives whose
+test accuracy is within one binomial standard error of the means' (the grid's step a multiple of each
+tensor's RMS or of the whole model's, whichever is cheaper).  Writes one CSV row per fit to
 OUT/std-factors.csv.  docs/results/bnn/fit-bnn-stds.csv holds variants 0-5 as run by this script's
 first version (no bits columns; |mean|/std < 1 instead of > 1); docs/results/bnn/fit-bnn-kl-weight.csv
 holds variants 0,6,7,8 (the KL weight) of this version, the first row reproducing the earlier base.
@@ -79,9 +80,11 @@ def main() -> int:
         accuracy = result.test_metrics["accuracy"]
         vbq = cheapest_within_one_se(posterior, table, rows, [VBQQuantizer(lam) for lam in LAMBDAS],
                                      out / "archive.bcz", accuracy)
+        model_rms = float(np.sqrt(np.mean(np.square(means.astype(np.float64)))))
         grid = cheapest_within_one_se(posterior, table, rows,
-                                      [UniformGridQuantizer(step, offset) for step in GRID_STEPS
-                                       for offset in (0.0, 0.5)], out / "archive.bcz", accuracy)
+                                      [UniformGridQuantizer(step, offset, reference) for step in GRID_STEPS
+                                       for offset in (0.0, 0.5) for reference in (None, model_rms)],
+                                      out / "archive.bcz", accuracy)
         record = {"hidden": str(settings["hidden"]), "steps": settings["steps"],
                   "prior_std": settings["prior_std"], "init": settings["init"],
                   "kl_weight": settings["kl_weight"], "weights": posterior.n_latents,
