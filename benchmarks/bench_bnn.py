@@ -5,10 +5,11 @@ coder and against the peer codec nncodec (MPEG NNC), all in one run per data set
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_bnn.py --data digits --out out/bnn-digits
 
 Per fold a 1-hidden-layer MLP gets a posterior from each source: `fit-bnn` (bayescompress's own
-Pyro SVI fit), `laplace` (Adam, then the diagonal Laplace import) and `ivon` (trained with IVON,
-then imported); the float network is the posterior's means.  Every method is swept over its rate
-knob and every archive's network is scored on the validation and test rows; bnn_picks.py then
-picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
+Pyro SVI fit), `laplace` (Adam, then the diagonal Laplace import), `ivon` (trained with IVON,
+then imported) and `bayesian-torch` (its LinearReparameterization layers trained by its README's
+recipe, then imported); the float network is the posterior's means.  Every method is swept over
+its rate knob and every archive's network is scored on the validation and test rows; bnn_picks.py
+then picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
 8 x (file bytes - model spec bytes) / weights; an NNC bitstream carries no spec.  Posteriors are
 kept in OUT/posteriors; `--reuse` packs them again without refitting, `--repack` also keeps the
 nncodec rows (after a change of bayescompress's archive, when only our file sizes change).
@@ -34,7 +35,7 @@ from torch import nn
 from uniform_grid import UniformGridQuantizer
 
 from bayescompress.fit.bnn import svi_posterior
-from bayescompress.networks.importers import ivon_posterior
+from bayescompress.networks.importers import bayesian_torch_posterior, ivon_posterior
 from bayescompress.networks.laplace import laplace_posterior
 from bayescompress.networks.mlp import network_from_arrays
 from bayescompress.networks.model_spec import mlp_spec
@@ -52,7 +53,8 @@ PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms
 GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
 NNC_QPS = tuple(range(-38, 1, 2))
-SOURCES = ("fit-bnn", "laplace", "ivon")  # also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
+# also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
+SOURCES = ("fit-bnn", "laplace", "ivon", "bayesian-torch")
 
 
 def methods(priors):
@@ -65,10 +67,10 @@ def methods(priors):
             yield "uniform-per-tensor", f"step={step:g}xRMS offset={offset:g}", quantizer
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
+def mlp(sizes: list[int], linear=nn.Linear) -> nn.Sequential:
     layers = []
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(fan_in, fan_out))
+        layers.append(linear(fan_in, fan_out))
         if index < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
@@ -98,6 +100,28 @@ def train_mlp(features, labels, sizes, steps, seed, optimizer_name):
     return network, optimizer
 
 
+def train_bayesian_torch(features, labels, sizes, steps, seed):
+    """bayesian-torch's own recipe (README, examples/main_bayesian_cifar.py): its default layers
+    (prior N(0, 1), rho -3), cross-entropy of one weight sample + get_kl_loss / batch size, Adam 1e-3."""
+    from bayesian_torch.layers import LinearReparameterization
+    from bayesian_torch.models.dnn_to_bnn import get_kl_loss
+
+    torch.manual_seed(seed)
+    network = mlp(sizes, LinearReparameterization)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        rows = torch.randint(len(labels), (128,), generator=generator)
+        outputs = features[rows]
+        for layer in network:  # its layers return (output, kl) by default, which nn.Sequential cannot chain
+            bayesian = isinstance(layer, LinearReparameterization)
+            outputs = layer(outputs, return_kl=False) if bayesian else layer(outputs)
+        optimizer.zero_grad()
+        (nn.functional.cross_entropy(outputs, labels[rows]) + get_kl_loss(network) / len(rows)).backward()
+        optimizer.step()
+    return network
+
+
 def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_options) -> Posterior:
     """The posterior of one source on the fold's training rows."""
     if source in ("fit-bnn", "fit-bnn-tempered"):
@@ -108,6 +132,9 @@ def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_
         posterior, _ = svi_posterior(spec, raw[train], labels[train], steps=args.steps, lr=0.01, batch=128,
                                      seed=seed, kl_weight=kl_weight, show_progress=False)
         return posterior
+    if source == "bayesian-torch":
+        network = train_bayesian_torch(features[train], labels[train], sizes, args.steps, seed)
+        return bayesian_torch_posterior(network, **spec_options)
     network, optimizer = train_mlp(features[train], labels[train], sizes, args.steps, seed,
                                    "ivon" if source == "ivon" else "adam")
     if source == "ivon":
