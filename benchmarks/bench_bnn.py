@@ -53,7 +53,7 @@ PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms
 GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
 NNC_QPS = tuple(range(-38, 1, 2))
-# also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
+# also: fit-bnn-tempered (fit bnn --kl-weight, below 1); bayesian-torch-elbo (its KL scaled as the ELBO's)
 SOURCES = ("fit-bnn", "laplace", "ivon", "bayesian-torch")
 
 
@@ -100,9 +100,18 @@ def train_mlp(features, labels, sizes, steps, seed, optimizer_name):
     return network, optimizer
 
 
-def train_bayesian_torch(features, labels, sizes, steps, seed):
+def kl_sum(layer) -> torch.Tensor:
+    """A LinearReparameterization layer's KL summed over its weights (its kl_loss averages them)."""
+    return sum(layer.kl_div(mu, nn.functional.softplus(rho), prior_mu, prior_std) * mu.numel()
+               for mu, rho, prior_mu, prior_std in
+               ((layer.mu_weight, layer.rho_weight, layer.prior_weight_mu, layer.prior_weight_sigma),
+                (layer.mu_bias, layer.rho_bias, layer.prior_bias_mu, layer.prior_bias_sigma)))
+
+
+def train_bayesian_torch(features, labels, sizes, steps, seed, elbo=False):
     """bayesian-torch's own recipe (README, examples/main_bayesian_cifar.py): its default layers
-    (prior N(0, 1), rho -3), cross-entropy of one weight sample + get_kl_loss / batch size, Adam 1e-3."""
+    (prior N(0, 1), rho -3), cross-entropy of one weight sample + get_kl_loss / batch size, Adam 1e-3;
+    ``elbo``: the KL summed over the weights and divided by the training rows instead."""
     from bayesian_torch.layers import LinearReparameterization
     from bayesian_torch.models.dnn_to_bnn import get_kl_loss
 
@@ -116,8 +125,13 @@ def train_bayesian_torch(features, labels, sizes, steps, seed):
         for layer in network:  # its layers return (output, kl) by default, which nn.Sequential cannot chain
             bayesian = isinstance(layer, LinearReparameterization)
             outputs = layer(outputs, return_kl=False) if bayesian else layer(outputs)
+        if elbo:
+            kl = sum(kl_sum(layer) for layer in network if isinstance(layer, LinearReparameterization))
+            kl = kl / len(labels)
+        else:
+            kl = get_kl_loss(network) / len(rows)
         optimizer.zero_grad()
-        (nn.functional.cross_entropy(outputs, labels[rows]) + get_kl_loss(network) / len(rows)).backward()
+        (nn.functional.cross_entropy(outputs, labels[rows]) + kl).backward()
         optimizer.step()
     return network
 
@@ -132,8 +146,9 @@ def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_
         posterior, _ = svi_posterior(spec, raw[train], labels[train], steps=args.steps, lr=0.01, batch=128,
                                      seed=seed, kl_weight=kl_weight, show_progress=False)
         return posterior
-    if source == "bayesian-torch":
-        network = train_bayesian_torch(features[train], labels[train], sizes, args.steps, seed)
+    if source in ("bayesian-torch", "bayesian-torch-elbo"):
+        network = train_bayesian_torch(features[train], labels[train], sizes, args.steps, seed,
+                                       elbo=source == "bayesian-torch-elbo")
         return bayesian_torch_posterior(network, **spec_options)
     network, optimizer = train_mlp(features[train], labels[train], sizes, args.steps, seed,
                                    "ivon" if source == "ivon" else "adam")
