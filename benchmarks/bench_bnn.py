@@ -7,10 +7,11 @@ its dependent quantization), all in one run per data set.
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_bnn.py --data digits --out out/bnn-digits
 
 Per fold a 1-hidden-layer MLP gets a posterior from each source: `fit-bnn` (bayescompress's own
-Pyro SVI fit), `laplace` (Adam, then the diagonal Laplace import) and `ivon` (trained with IVON,
-then imported); the float network is the posterior's means.  Every method is swept over its rate
-knob and every archive's network is scored on the validation and test rows; bnn_picks.py then
-picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
+Pyro SVI fit), `laplace` (Adam, then the diagonal Laplace import), `ivon` (trained with IVON,
+then imported) and `bayesian-torch` (its LinearReparameterization layers trained by its README's
+recipe, then imported); the float network is the posterior's means.  Every method is swept over
+its rate knob and every archive's network is scored on the validation and test rows; bnn_picks.py
+then picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
 8 x (file bytes - model spec bytes) / weights; an NNC bitstream carries no spec.  Posteriors are
 kept in OUT/posteriors; `--reuse` packs them again without refitting, `--repack` also keeps the
 nncodec rows (after a change of bayescompress's archive, when only our file sizes change).
@@ -37,7 +38,7 @@ from torch import nn
 from uniform_grid import UniformGridQuantizer
 
 from bayescompress.fit.bnn import svi_posterior
-from bayescompress.networks.importers import ivon_posterior
+from bayescompress.networks.importers import bayesian_torch_posterior, ivon_posterior
 from bayescompress.networks.laplace import laplace_posterior
 from bayescompress.networks.mlp import network_from_arrays
 from bayescompress.networks.model_spec import mlp_spec
@@ -55,7 +56,8 @@ PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms
 GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
 NNC_QPS = tuple(range(-38, 1, 2))
-SOURCES = ("fit-bnn", "laplace", "ivon")  # also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
+# also: fit-bnn-tempered (fit bnn --kl-weight, below 1); bayesian-torch-elbo (its KL scaled as the ELBO's)
+SOURCES = ("fit-bnn", "laplace", "ivon", "bayesian-torch")
 
 
 def methods(priors):
@@ -76,10 +78,10 @@ def baseline_methods(model_rms: float):
                 yield "uniform-grid", f"step={step:g}xRMS offset={offset:g} scope={scope}", quantizer
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
+def mlp(sizes: list[int], linear=nn.Linear) -> nn.Sequential:
     layers = []
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(fan_in, fan_out))
+        layers.append(linear(fan_in, fan_out))
         if index < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
@@ -109,6 +111,42 @@ def train_mlp(features, labels, sizes, steps, seed, optimizer_name):
     return network, optimizer
 
 
+def kl_sum(layer) -> torch.Tensor:
+    """A LinearReparameterization layer's KL summed over its weights (its kl_loss averages them)."""
+    return sum(layer.kl_div(mu, nn.functional.softplus(rho), prior_mu, prior_std) * mu.numel()
+               for mu, rho, prior_mu, prior_std in
+               ((layer.mu_weight, layer.rho_weight, layer.prior_weight_mu, layer.prior_weight_sigma),
+                (layer.mu_bias, layer.rho_bias, layer.prior_bias_mu, layer.prior_bias_sigma)))
+
+
+def train_bayesian_torch(features, labels, sizes, steps, seed, elbo=False):
+    """bayesian-torch's own recipe (README, examples/main_bayesian_cifar.py): its default layers
+    (prior N(0, 1), rho -3), cross-entropy of one weight sample + get_kl_loss / batch size, Adam 1e-3;
+    ``elbo``: the KL summed over the weights and divided by the training rows instead."""
+    from bayesian_torch.layers import LinearReparameterization
+    from bayesian_torch.models.dnn_to_bnn import get_kl_loss
+
+    torch.manual_seed(seed)
+    network = mlp(sizes, LinearReparameterization)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        rows = torch.randint(len(labels), (128,), generator=generator)
+        outputs = features[rows]
+        for layer in network:  # its layers return (output, kl) by default, which nn.Sequential cannot chain
+            bayesian = isinstance(layer, LinearReparameterization)
+            outputs = layer(outputs, return_kl=False) if bayesian else layer(outputs)
+        if elbo:
+            kl = sum(kl_sum(layer) for layer in network if isinstance(layer, LinearReparameterization))
+            kl = kl / len(labels)
+        else:
+            kl = get_kl_loss(network) / len(rows)
+        optimizer.zero_grad()
+        (nn.functional.cross_entropy(outputs, labels[rows]) + kl).backward()
+        optimizer.step()
+    return network
+
+
 def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_options) -> Posterior:
     """The posterior of one source on the fold's training rows."""
     if source in ("fit-bnn", "fit-bnn-tempered"):
@@ -119,6 +157,10 @@ def fit_posterior(source, args, raw, features, labels, train, sizes, seed, spec_
         posterior, _ = svi_posterior(spec, raw[train], labels[train], steps=args.steps, lr=0.01, batch=128,
                                      seed=seed, kl_weight=kl_weight, show_progress=False)
         return posterior
+    if source in ("bayesian-torch", "bayesian-torch-elbo"):
+        network = train_bayesian_torch(features[train], labels[train], sizes, args.steps, seed,
+                                       elbo=source == "bayesian-torch-elbo")
+        return bayesian_torch_posterior(network, **spec_options)
     network, optimizer = train_mlp(features[train], labels[train], sizes, args.steps, seed,
                                    "ivon" if source == "ivon" else "adam")
     if source == "ivon":
