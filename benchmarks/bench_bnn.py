@@ -345,8 +345,9 @@ def main() -> int:
             raise SystemExit(f"--add-baselines: {NNCODEC_PYTHON} not found; run benchmarks/setup_nncodec.sh")
         args.reuse = True
         redone = ("uniform-per-tensor", "uniform-grid", "vbq-blind")  # the grid's old name, and the new
-        rows = [r for r in read_sweep(out / "sweep.csv") if r["method"] not in redone
-                and not (r["method"] == "nncodec" and str(r["setting"]).endswith("no-dq"))]
+        rows = [r for r in read_sweep(out / "sweep.csv") if r["source"] not in args.sources
+                or (r["method"] not in redone
+                    and not (r["method"] == "nncodec" and str(r["setting"]).endswith("no-dq")))]
     if args.repack:
         before = out / "sweep-before-repack.csv"  # kept until a repack finishes, so a failed one can rerun
         if not before.exists():
