@@ -309,7 +309,8 @@ def cmd_fit_skipgram(args) -> int:
     settings = SkipGramSettings(
         dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
         lr_decay=args.lr_decay, estimator=args.estimator, noise_contexts=args.noise_contexts,
-        pair_power=args.pair_power, threads=args.threads, compile=not args.no_compile,
+        pair_power=args.pair_power, subsample=args.subsample, threads=args.threads,
+        compile=not args.no_compile,
         prior_std=args.prior_std, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
     )
@@ -535,6 +536,9 @@ def _add_fit_skipgram(models) -> None:
     sg.add_argument("--pair-power", type=float, default=model["pair_power"],
                     help="pairs: positives drawn in proportion to count^this, then reweighted "
                          "(default %(default)s)")
+    sg.add_argument("--subsample", type=float, default=model["subsample"],
+                    help="word2vec's frequent-word threshold (its sample=, e.g. 1e-4): each pair counted "
+                         "as often as word2vec would keep it; 0 counts every pair (default %(default)s)")
     sg.add_argument("--threads", type=int, help="torch threads (default 1: see docs/skipgram.md)")
     sg.add_argument("--no-compile", action="store_true",
                     help="pairs: run the step eagerly instead of fusing it with torch.compile (which needs "

@@ -103,6 +103,22 @@ def test_each_positive_pair_brings_k_negative_pairs_in_expectation():
     assert counts.negative_counts(3).sum() == pytest.approx(3 * counts.positive.sum())
 
 
+def test_subsampled_counts_thin_each_pair_by_both_words_keep_probabilities_as_word2vec_does():
+    rng = np.random.default_rng(1)
+    positive = rng.integers(0, 9, (4, 4))
+    positive = positive + positive.T
+    word_counts = np.array([5000, 900, 40, 3])  # of 10,000 tokens: shares 0.5, 0.09, 0.004, 0.0003
+    counts = make_counts(positive, word_counts)
+    counts.n_tokens = 10_000
+    thinned = counts.subsampled(1e-3)
+    share = word_counts / 10_000
+    keep = np.minimum(1.0, (np.sqrt(share / 1e-3) + 1) * 1e-3 / share)  # gensim's formula
+    assert keep[3] == 1.0 and keep[0] < 0.05  # the rarest word keeps every token, the commonest few
+    assert np.allclose(thinned.positive.toarray(), positive * keep[:, None] * keep[None, :])
+    assert np.array_equal(counts.positive.toarray(), positive)  # the counts themselves are untouched
+    assert np.allclose(counts.subsampled(0.0).positive.toarray(), positive)
+
+
 def test_vocabulary_is_the_most_frequent_words_at_or_above_min_count_most_frequent_first():
     counts = np.array([5, 1, 9, 5, 2, 7])
     assert choose_vocabulary(counts, 4, min_count=2, source="c").tolist() == [2, 5, 0, 3]

@@ -77,6 +77,23 @@ def test_words_that_share_lines_score_higher_than_words_that_never_meet(topic_fi
         assert scores[word, same[word]].min() > scores[word, ~same[word]].max() + 1.0
 
 
+def test_a_subsampled_fit_still_separates_the_topics_and_records_its_threshold(topic_counts):
+    pyro.clear_param_store()
+    fit = fit_skipgram(topic_counts, SkipGramSettings(steps=300, subsample=0.05, **TOPIC_SETTINGS["pairs"]))
+    scores = fit.posterior.tensors["U"].mean @ fit.posterior.tensors["V"].mean.T
+    topics = topic_of(topic_counts.words)
+    same = topics[:, None] == topics[None, :]
+    assert all(scores[w, same[w]].mean() > scores[w, ~same[w]].mean() for w in range(topic_counts.vocab_size))
+    assert fit.posterior.metadata["settings"]["subsample"] == 0.05
+    assert fit.posterior.metadata["corpus"]["positive_pairs"] < int(topic_counts.positive.sum())
+
+
+@pytest.mark.parametrize("threshold", [-1e-3, 1.0])
+def test_a_subsample_threshold_outside_zero_to_one_is_refused(threshold):
+    with pytest.raises(BayesCompressError, match="--subsample"):
+        SkipGramSettings(subsample=threshold)
+
+
 def test_fit_explains_the_counts_far_better_than_vectors_that_ignore_them(topic_fit, topic_counts):
     means_u = topic_fit.posterior.tensors["U"].mean
     means_v = topic_fit.posterior.tensors["V"].mean

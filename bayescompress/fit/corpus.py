@@ -371,7 +371,7 @@ class CoOccurrences:
 
     words: list[str]
     word_counts: np.ndarray  # int64, corpus count of each vocabulary word
-    positive: sp.csr_matrix  # n+, int64, symmetric
+    positive: sp.csr_matrix  # n+, int64, symmetric (float64 expected counts once subsampled)
     n_tokens: int  # all tokens read, in and out of the vocabulary
     n_documents: int
     options: CorpusOptions
@@ -396,6 +396,15 @@ class CoOccurrences:
         """Dense n- (V x V); for small vocabularies and tests only."""
         row, column = self.negative_factors(negatives)
         return np.outer(row, column)
+
+    def subsampled(self, threshold: float) -> CoOccurrences:
+        """These counts as word2vec sees them after dropping frequent tokens (``sample=threshold``):
+        n+[i, j] x keep(i) x keep(j), expected counts with gensim's keep probabilities."""
+        keep = keep_probabilities(self.word_counts, self.n_tokens, threshold)
+        entries = self.positive.tocoo()
+        weights = entries.data * keep[entries.row] * keep[entries.col]
+        positive = sp.csr_matrix((weights, (entries.row, entries.col)), shape=entries.shape)
+        return dataclasses.replace(self, positive=positive)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the counts to an .npz file (no pickled objects), atomically."""
@@ -442,6 +451,21 @@ class CoOccurrences:
             if isinstance(exc, BayesCompressError):
                 raise
             raise BayesCompressError(f"{path}: not a readable counts file ({exc})") from None
+
+
+def keep_probabilities(word_counts: np.ndarray, n_tokens: int, threshold: float) -> np.ndarray:
+    """gensim's probability that word2vec keeps a token of each word (``sample=threshold``):
+    min(1, (sqrt(f / t) + 1) t / f) with f the word's share of the corpus; 1 everywhere at t = 0.
+
+    >>> keep_probabilities(np.array([1000, 10]), 10_000, 1e-3).round(4).tolist()
+    [0.11, 1.0]
+    """
+    if threshold <= 0:
+        return np.ones(len(word_counts))
+    share = np.asarray(word_counts, dtype=np.float64) / n_tokens
+    with np.errstate(divide="ignore"):
+        keep = (np.sqrt(share / threshold) + 1.0) * threshold / share
+    return np.minimum(keep, 1.0)
 
 
 def default_cache_dir() -> Path:

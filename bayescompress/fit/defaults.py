@@ -23,6 +23,7 @@ SKIPGRAM_DEFAULTS = {
     "noise_contexts": 256,  # measured at V = 30k: 4x the negatives of 64 for 1.3x the step, 2.6x the Hits@10
     "pair_power": 0.75,
     "stratified": False,
+    "subsample": 0.0,  # word2vec's frequent-word threshold t, as expected counts; 0: every pair
     "lr": 0.05,
     "lr_decay": 0.05,
     "prior_std": 0.5,

@@ -39,7 +39,7 @@ CHECKPOINT_VERSION = 1
 PARAMETERS = ("locs.U", "scales.U", "locs.V", "scales.V")
 SCALE_CONSTRAINT = constraints.softplus_positive
 # settings that define the model; a checkpoint only resumes a fit that agrees on all of them
-_MODEL_SETTINGS = ("dim", "negatives", "prior_std")
+_MODEL_SETTINGS = ("dim", "negatives", "prior_std", "subsample")
 ESTIMATORS = ("auto", "pairs", "dense")
 
 
@@ -56,6 +56,7 @@ class SkipGramSettings:
     noise_contexts: int = SKIPGRAM_DEFAULTS["noise_contexts"]  # pairs: M negatives shared by the batch
     pair_power: float = SKIPGRAM_DEFAULTS["pair_power"]  # pairs: positives drawn in proportion to n^power
     stratified: bool = SKIPGRAM_DEFAULTS["stratified"]  # pairs: one positive per 1/B slice of the proposal
+    subsample: float = SKIPGRAM_DEFAULTS["subsample"]  # word2vec's frequent-word threshold; 0: off
     lr: float = SKIPGRAM_DEFAULTS["lr"]
     lr_decay: float = SKIPGRAM_DEFAULTS["lr_decay"]  # the last step's learning rate is lr * lr_decay
     prior_std: float = SKIPGRAM_DEFAULTS["prior_std"]
@@ -94,6 +95,8 @@ class SkipGramSettings:
                 continue
             if not (value > 0 and math.isfinite(value)):
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if not 0 <= self.subsample < 1:
+            raise BayesCompressError(f"--subsample must be at least 0 and below 1, got {self.subsample}")
         if self.resume and not self.checkpoint:
             raise BayesCompressError("--resume needs --checkpoint FILE to resume from")
 
@@ -350,6 +353,8 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
     from tqdm.auto import tqdm
 
     settings = settings.resolved(counts.vocab_size)
+    if settings.subsample > 0:
+        counts = counts.subsampled(settings.subsample)
     group = group or ProcessGroup(device=device_for(settings.device))
     device = group.device
     skipgram = SkipGram(counts.vocab_size, settings.dim, settings.prior_std)
