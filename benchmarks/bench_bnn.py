@@ -8,12 +8,13 @@ its dependent quantization), all in one run per data set.
 
 Per fold a 1-hidden-layer MLP gets a posterior from each source: `fit-bnn` (bayescompress's own
 Pyro SVI fit), `laplace` (Adam, then the diagonal Laplace import), `ivon` (trained with IVON,
-then imported) and `bayesian-torch` (its LinearReparameterization layers trained by its README's
-recipe, then imported); the float network is the posterior's means.  Every method is swept over
-its rate knob and every archive's network is scored on the validation and test rows; bnn_picks.py
-then picks, per criterion, the cheapest archive that meets it on validation.  Bits per weight =
-8 x (file bytes - model spec bytes) / weights; an NNC bitstream carries no spec.  Posteriors are
-kept in OUT/posteriors; `--reuse` packs them again without refitting, `--repack` also keeps the
+then imported), `bayesian-torch` (its LinearReparameterization layers trained by its README's
+recipe, then imported) and `bayesian-torch-elbo` (the same with the KL scaled as in the ELBO); the
+float network is the posterior's means.  Every method is swept over its rate knob and every
+archive's network is scored on the validation and test rows; bnn_picks.py then picks, per
+criterion, the cheapest archive that meets it on validation.  Bits per weight = 8 x (file bytes -
+model spec bytes) / weights; an NNC bitstream carries no spec.  Posteriors are kept in
+OUT/posteriors; `--reuse` packs them again and fits only the missing ones, `--repack` also keeps the
 nncodec rows (after a change of bayescompress's archive, when only our file sizes change).
 Writes OUT/sweep.csv (every archive), OUT/picks.csv and OUT/summary.csv, and prints the summary.
 """
@@ -56,8 +57,8 @@ PRIORS = ("rms", "t2", "tails", "auto")  # rms: the paper's Gaussian; tails: rms
 GRID_STEPS = tuple(float(f"{x:.3g}") for x in np.geomspace(0.05, 16.0, 20))
 GRID_OFFSETS = (0.0, 0.5)  # mid-tread (0 is a grid point) and mid-rise, in units of the step
 NNC_QPS = tuple(range(-38, 1, 2))
-# also: fit-bnn-tempered (fit bnn --kl-weight, below 1); bayesian-torch-elbo (its KL scaled as the ELBO's)
-SOURCES = ("fit-bnn", "laplace", "ivon", "bayesian-torch")
+# also: fit-bnn-tempered (fit bnn --kl-weight, below 1)
+SOURCES = ("fit-bnn", "laplace", "ivon", "bayesian-torch", "bayesian-torch-elbo")
 
 
 def methods(priors):
