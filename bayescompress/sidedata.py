@@ -35,7 +35,7 @@ def encode_side_data(
     """Compress the side data; return the bytes and the header entry that describes them.
 
     ``compact`` (format version 4): the spec and metadata in binary JSON, the cheapest codec."""
-    _json_bytes = binaryjson.encode if compact else _plain_json
+    _json_bytes = _binary_json if compact else _plain_json
     parts: list[tuple[str, bytes]] = []
     if vocab is not None:
         parts.append(("vocab_words", "\n".join(vocab.words).encode("utf-8")))
@@ -143,6 +143,19 @@ def _decompressed(blob: bytes, codec: str, raw_length: int, source: str) -> byte
         return decompressor.decompress(blob, max_length=raw_length + 1)
     except (lzma.LZMAError, zlib.error) as exc:
         raise BayesCompressError(f"{source}: side data does not decompress") from exc
+
+
+def _sorted_keys(value):
+    """``value`` with every dict's keys in sorted order, so that equal specs give equal bytes."""
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+def _binary_json(value) -> bytes:
+    return binaryjson.encode(_sorted_keys(value))
 
 
 def _plain_json(value) -> bytes:
