@@ -205,32 +205,32 @@ def run_nncodec(means: dict, work: Path, use_dq: bool = True) -> list[dict] | No
     ``use_dq=False``: scalar instead of dependent (trellis) quantization."""
     if not NNCODEC_PYTHON.exists():
         return None
-    np.savez(work / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
-    records = []
-    for nonweight in ("default", "same"):
-        command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(work / "means.npz"), str(work),
-                   "--nonweight-qp", nonweight, "--qp", *map(str, NNC_QPS), *([] if use_dq else ["--no-dq"])]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-        if result.returncode != 0:
-            raise RuntimeError(f"nncodec failed: {result.stderr.strip()[-500:]}")
-        for line in result.stdout.splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                with np.load(record["decoded"], allow_pickle=False) as decoded:
-                    record["values"] = {name: decoded[name] for name in means}
-                records.append(record)
-    return records
+    return [record for nonweight in ("default", "same")
+            for record in _nncodec_peer(means, work, nonweight, NNC_QPS, use_dq)]
 
 
-def run_nncodec_at(means: dict, work: Path, qp: int, bias_qp: int) -> tuple[int, dict]:
+def run_nncodec_at(means: dict, work: Path, qp: int, bias_qp: int, use_dq: bool = True) -> tuple[int, dict]:
     """One NNC bitstream of the means: its size in bytes and the values it decodes to."""
+    (record,) = _nncodec_peer(means, work, str(bias_qp), (qp,), use_dq)
+    return record["bytes"], record["values"]
+
+
+def _nncodec_peer(means: dict, work: Path, nonweight: str, qps, use_dq: bool) -> list[dict]:
+    """nncodec_peer.py's records for these QPs (biases at ``nonweight``), each with its decoded values."""
     np.savez(work / "means.npz", **{name: values.astype(np.float32) for name, values in means.items()})
     command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(work / "means.npz"), str(work),
-               "--nonweight-qp", str(bias_qp), "--qp", str(qp)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=True)
-    record = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
-    with np.load(record["decoded"], allow_pickle=False) as decoded:
-        return record["bytes"], {name: decoded[name] for name in means}
+               "--nonweight-qp", nonweight, "--qp", *map(str, qps), *([] if use_dq else ["--no-dq"])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise RuntimeError(f"nncodec failed: {result.stderr.strip()[-500:]}")
+    records = []
+    for line in result.stdout.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            with np.load(record["decoded"], allow_pickle=False) as decoded:
+                record["values"] = {name: decoded[name] for name in means}
+            records.append(record)
+    return records
 
 
 def nncodec_rows(args, out: Path, means: dict, n_weights: int, record, rows: list) -> None:

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_bnn import HERE, NNCODEC_PYTHON  # benchmarks/, beside this script
+from bench_bnn import run_nncodec_at  # benchmarks/, beside this script
 from scipy.special import gammaln
 
+from bayescompress.coding import empirical_entropy_bits
 from bayescompress.posterior import Posterior
 from bayescompress.vbq import VBQQuantizer
 
@@ -40,13 +39,6 @@ def symbol_indices(array: np.ndarray) -> np.ndarray:
     """Each value's index among the tensor's distinct values, in the tensor's shape."""
     _, inverse = np.unique(np.asarray(array).ravel(), return_inverse=True)
     return inverse.reshape(np.shape(array))
-
-
-def memoryless_bits(indices: np.ndarray) -> float:
-    """n x the empirical entropy (bits) of the symbols."""
-    counts = np.bincount(indices.ravel())
-    counts = counts[counts > 0]
-    return float(-(counts * np.log2(counts / counts.sum())).sum())
 
 
 def adaptive_bits(indices: np.ndarray, contexts: np.ndarray | None = None) -> float:
@@ -85,7 +77,7 @@ def gains(values: dict, means: dict) -> dict:
     for name, array in values.items():
         indices = symbol_indices(array)
         left, left_up = neighbour_contexts(indices)
-        totals["memoryless"] += memoryless_bits(indices)
+        totals["memoryless"] += empirical_entropy_bits(indices.ravel())
         totals["adaptive"] += adaptive_bits(indices)
         totals["adaptive_left"] += adaptive_bits(indices, left)
         totals["adaptive_left_up"] += adaptive_bits(indices, left_up)
@@ -97,13 +89,7 @@ def gains(values: dict, means: dict) -> dict:
 def nncodec(means: dict, qp: int, bias_qp: int, use_dq: bool) -> tuple[int, dict]:
     """One NNC bitstream of the means: its size in bytes and the values it decodes to."""
     with tempfile.TemporaryDirectory() as work:
-        np.savez(Path(work) / "means.npz", **{name: v.astype(np.float32) for name, v in means.items()})
-        command = [str(NNCODEC_PYTHON), str(HERE / "nncodec_peer.py"), str(Path(work) / "means.npz"), work,
-                   "--nonweight-qp", str(bias_qp), "--qp", str(qp), *([] if use_dq else ["--no-dq"])]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=True)
-        record = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
-        with np.load(record["decoded"], allow_pickle=False) as decoded:
-            return record["bytes"], {name: decoded[name] for name in means}
+        return run_nncodec_at(means, Path(work), qp, bias_qp, use_dq)
 
 
 def vbq_symbols(posterior: Posterior, setting: str, prior: str) -> dict:
