@@ -232,6 +232,7 @@ def lazy_adam_step(optimizer: torch.optim.SparseAdam, kernels: StepKernels | Non
     Same state (step, exp_avg, exp_avg_sq) and the same arithmetic as ``optimizer.step()``, so
     checkpoints hold the optimizer's ordinary state_dict.
     """
+    kernels = kernels or EAGER
     with torch.no_grad():
         for group in optimizer.param_groups:
             beta1, beta2 = group["betas"]
@@ -250,7 +251,6 @@ def lazy_adam_step(optimizer: torch.optim.SparseAdam, kernels: StepKernels | Non
                 state["step"] += 1
                 step = state["step"]
                 step_size = float(group["lr"]) * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-                kernels = kernels or EAGER
                 if kernels.compiled:  # a sparse tensor's values are a view torch.compile cannot trace
                     values = values.clone()
                 kernels.adam_rows_(param, state["exp_avg"], state["exp_avg_sq"], rows, values,
