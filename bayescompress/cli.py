@@ -304,7 +304,7 @@ def cmd_fit_skipgram(args) -> int:
     corpus_options = CorpusOptions(
         vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
         lowercase=not args.keep_case, min_token_length=args.min_token_length,
-        max_token_length=args.max_token_length,
+        max_token_length=args.max_token_length, window_weights=args.window_weights,
     )
     settings = SkipGramSettings(
         dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
@@ -520,6 +520,10 @@ def _add_fit_skipgram(models) -> None:
                     help="words rarer than this are never in the vocabulary (default %(default)s)")
     sg.add_argument("--window", type=int, default=corpus["window"],
                     help="context words on each side (default %(default)s)")
+    sg.add_argument("--window-weights", choices=("flat", "linear"), default=corpus["window_weights"],
+                    help="flat: every word in the window counts 1; linear: a word d places away counts "
+                         "(window + 1 - d) / window, word2vec's dynamic window in expectation "
+                         "(default %(default)s)")
     sg.add_argument("--negatives", type=int, default=model["negatives"],
                     help="expected negative samples per positive pair, k (default %(default)s)")
     sg.add_argument("--estimator", choices=("auto", "pairs", "dense"), default=model["estimator"],

@@ -50,10 +50,14 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=CORPUS_DEFAULTS["vocab_size"])
     parser.add_argument("--min-count", type=int, default=CORPUS_DEFAULTS["min_count"])
     parser.add_argument("--window", type=int, default=CORPUS_DEFAULTS["window"])
+    parser.add_argument("--window-weights", choices=("flat", "linear"),
+                        default=CORPUS_DEFAULTS["window_weights"],
+                        help="our counts' weighting in the window (word2vec always uses its dynamic window)")
     parser.add_argument("--cache-dir")
     parser.add_argument("--csv", required=True)
     args = parser.parse_args()
-    options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window)
+    options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
+                            window_weights=args.window_weights)
     counts = count_corpus(args.corpus, options, cache_dir=args.cache_dir, progress=True)
     machine = describe_machine(f"torch {torch.__version__}")
     for text in args.settings:
@@ -65,7 +69,8 @@ def main() -> None:
         analogies = evaluate_analogies(fit.posterior.tensors["U"].mean, counts.words)
         stds = std_report(fit.posterior, "U")
         row = {"name": name, "corpus": counts.source.get("name"), "vocab": counts.vocab_size,
-               "window": args.window, "estimator": settings.estimator, "steps": settings.steps,
+               "window": args.window, "window_weights": args.window_weights, "estimator": settings.estimator,
+               "steps": settings.steps,
                "batch": settings.batch, "noise_contexts": settings.noise_contexts,
                "pair_power": settings.pair_power, "lr": settings.lr,
                "lr_decay": settings.lr_decay, "threads": fit.posterior.metadata["torch_threads"],

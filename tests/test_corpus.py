@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -50,6 +53,49 @@ def test_window_counts_equal_a_brute_force_count_in_both_directions(window):
     tokens = random_stream(600, vocab_size=9, seed=window)
     counts = count_cooccurrences(tokens, vocab_size=9, window=window)
     assert np.array_equal(counts.toarray(), brute_force_counts(tokens, 9, window))
+
+
+def dynamic_window_counts(tokens: np.ndarray, vocab_size: int, window: int, draws: int,
+                          seed: int) -> np.ndarray:
+    """word2vec's dynamic window, simulated: each position's window shrinks to window - b, b uniform in
+    0..window-1, drawn afresh for each position and draw; the mean count over the draws."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros((vocab_size, vocab_size))
+    documents = [d[d != DOC_BREAK] for d in np.split(tokens, np.flatnonzero(tokens == DOC_BREAK))]
+    for words in documents:
+        for offset in range(1, window + 1):
+            centers, contexts = words[:-offset], words[offset:]  # both directions: the left word is a center,
+            for a, b in ((centers, contexts), (contexts, centers)):  # then the right one
+                reach = window - rng.integers(0, window, size=(draws, len(a)))
+                np.add.at(total, (a, b), (reach >= offset).sum(0))
+    return total / draws
+
+
+def test_linear_window_weights_are_word2vecs_dynamic_window_in_expectation():
+    tokens = random_stream(300, vocab_size=6, seed=7)
+    exact = count_cooccurrences(tokens, vocab_size=6, window=4, window_weights="linear").toarray()
+    simulated = dynamic_window_counts(tokens, 6, window=4, draws=4000, seed=0)
+    flat = brute_force_counts(tokens, 6, 4)
+    # each cell: a sum of at most a few hundred Bernoulli means over 4000 draws, sd < 0.15
+    assert np.abs(exact - simulated).max() < 0.6
+    assert np.abs(exact - flat).max() > 5  # the weighting really differs from the flat count
+    assert exact.dtype == np.float64 and np.allclose(exact, exact.T)
+
+
+def test_linear_window_weights_count_each_distance_by_window_plus_one_minus_distance_over_window():
+    counts = count_cooccurrences(np.array([0, 1, 2, 3]), vocab_size=4, window=3,
+                                 window_weights="linear").toarray()
+    assert counts[0, 1] == counts[1, 0] == 1.0
+    assert np.isclose(counts[0, 2], 2 / 3) and np.isclose(counts[0, 3], 1 / 3)
+
+
+def test_streamed_linear_counts_do_not_depend_on_where_the_chunks_end():
+    tokens = random_stream(2000, vocab_size=15, seed=5)
+    one_shot = count_cooccurrences(tokens, 15, window=5, window_weights="linear").toarray()
+    counter = CooccurrenceCounter(15, window=5, window_weights="linear")
+    for piece in np.split(tokens, np.arange(37, len(tokens), 41)):
+        counter.add(piece)
+    assert np.array_equal(counter.counts().toarray(), one_shot)
 
 
 def test_windows_never_cross_a_document_break():
@@ -199,6 +245,32 @@ def test_counts_file_round_trip(tmp_path):
                                                                   counts.options)
 
 
+def test_linear_counts_survive_the_cache_as_floats(tmp_path):
+    corpus = write_topic_corpus(tmp_path / "t.txt")
+    options = CorpusOptions(vocab_size=20, min_count=1, window=3, window_weights="linear")
+    first = count_corpus(corpus, options, cache_dir=tmp_path / "cache")
+    second = count_corpus(corpus, options, cache_dir=tmp_path / "cache")
+    assert second.from_cache and second.options == options
+    assert second.positive.dtype == np.float64 and (second.positive != first.positive).nnz == 0
+    assert not np.allclose(first.positive.data, np.round(first.positive.data))  # real fractions kept
+
+
+def test_flat_window_weights_keep_the_cache_keys_counts_had_before_the_option(tmp_path):
+    corpus = write_topic_corpus(tmp_path / "t.txt")
+    options = CorpusOptions(vocab_size=20, min_count=1)
+    fields = {k: v for k, v in dataclasses.asdict(options).items() if k != "window_weights"}
+    identity = {"path": str(corpus.resolve()), "size": corpus.stat().st_size,
+                "mtime_ns": corpus.stat().st_mtime_ns, "options": fields,
+                "version": corpus_module.CACHE_VERSION}
+    before = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    assert corpus_module.cache_key(corpus, options) == before
+
+
+def test_unknown_window_weights_are_refused():
+    with pytest.raises(BayesCompressError, match="window-weights"):
+        CorpusOptions(window_weights="triangular")
+
+
 def test_a_second_count_of_the_same_file_reads_the_cache_without_a_pass(tmp_path, monkeypatch):
     corpus = write_topic_corpus(tmp_path / "t.txt")
     options = CorpusOptions(vocab_size=20, min_count=1)
@@ -213,6 +285,9 @@ def test_a_second_count_of_the_same_file_reads_the_cache_without_a_pass(tmp_path
     assert second.from_cache and (second.positive != first.positive).nnz == 0
     with pytest.raises(AssertionError, match="read again"):  # other options: another key
         count_corpus(corpus, CorpusOptions(vocab_size=20, min_count=1, window=2),
+                     cache_dir=tmp_path / "cache")
+    with pytest.raises(AssertionError, match="read again"):  # other window weights: another key
+        count_corpus(corpus, CorpusOptions(vocab_size=20, min_count=1, window_weights="linear"),
                      cache_dir=tmp_path / "cache")
     os.utime(corpus, ns=(1, 1))
     with pytest.raises(AssertionError, match="read again"):  # the file changed: another key

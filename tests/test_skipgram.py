@@ -200,6 +200,31 @@ def test_a_checkpoint_of_another_model_is_refused(topic_counts, tmp_path):
         fit_skipgram(topic_counts, SkipGramSettings(steps=4, checkpoint=checkpoint, resume=True, **other))
 
 
+def test_a_checkpoint_of_flat_counts_does_not_resume_a_fit_of_linear_window_weights(tmp_path):
+    corpus = write_topic_corpus(tmp_path / "topics.txt")
+    flat, linear = (count_corpus(corpus, CorpusOptions(vocab_size=24, min_count=1, window=3,
+                                                       window_weights=weights), use_cache=False)
+                    for weights in ("flat", "linear"))
+    checkpoint = str(tmp_path / "fit.ckpt")
+    fit_skipgram(flat, SkipGramSettings(steps=2, checkpoint=checkpoint, **SMALL))
+    with pytest.raises(BayesCompressError, match="fit.ckpt: checkpoint was made with"):
+        fit_skipgram(linear, SkipGramSettings(steps=4, checkpoint=checkpoint, resume=True, **SMALL))
+
+
+def test_a_fit_of_linear_window_weights_separates_the_topics_and_records_the_weighting(tmp_path):
+    corpus = write_topic_corpus(tmp_path / "topics.txt")
+    done = run_command(*FIT, corpus, "-o", "fit.h5", "--window", "3", "--window-weights", "linear",
+                       "--estimator", "pairs", "--batch", "64", "--noise-contexts", "8", "--steps", "300",
+                       cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    posterior = Posterior.load(tmp_path / "fit.h5")
+    assert posterior.metadata["corpus"]["window_weights"] == "linear"
+    scores = posterior.tensors["U"].mean @ posterior.tensors["V"].mean.T
+    topics = topic_of(posterior.vocab.words)
+    same = topics[:, None] == topics[None, :]
+    assert all(scores[w, same[w]].mean() > scores[w, ~same[w]].mean() + 1.0 for w in range(len(topics)))
+
+
 def test_a_checkpoint_holding_pickled_objects_is_refused_unread(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"format": "bayescompress-skipgram-checkpoint", "payload": Path("x")}, path)

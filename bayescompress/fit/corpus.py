@@ -11,6 +11,9 @@ Conventions (those of word2vec and of Bamler & Mandt 2017, "Dynamic word embeddi
 * ``n+[i, j]`` counts the positions ``t`` and offsets ``0 < |o| <= window`` where word ``i``
   stands at ``t`` and word ``j`` at ``t + o``: both directions, so ``n+`` is symmetric, and every
   word sees ``window`` context words on each side (word2vec's skip-gram pairs with a fixed window).
+  With ``window_weights="linear"`` a pair at distance ``d`` counts ``(window + 1 - d) / window``:
+  the expected count under word2vec's dynamic window, which shrinks each position's window to a
+  size drawn uniformly from 1..window, so nearer words count more.
 * ``n-[i, j] = k * n+[i, :].sum() * P(j)`` with ``P(j) = c_j**0.75 / sum_j' c_j'**0.75`` and
   ``c_j`` the corpus count of vocabulary word ``j``: the expected number of times word2vec's
   negative sampling draws ``j`` as a negative for ``i`` when every positive pair draws ``k``
@@ -56,6 +59,7 @@ _HEAD_BYTES = 1 << 16  # what is checked for binary content and a Wikipedia head
 _MAX_INVALID_SHARE = 0.1  # Latin-1 prose has a few non-UTF-8 bytes; binary data has far more
 _PIECE_CHARS = 1 << 20  # plain text is read in pieces of at most this many characters
 _SPOOL_TOKENS = 1 << 20  # ids are written to the spool file in runs of this many
+WINDOW_WEIGHTS = ("flat", "linear")  # every offset counts 1 / word2vec's dynamic window in expectation
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class CorpusOptions:
     lowercase: bool = CORPUS_DEFAULTS["lowercase"]
     min_token_length: int = CORPUS_DEFAULTS["min_token_length"]
     max_token_length: int = CORPUS_DEFAULTS["max_token_length"]
+    window_weights: str = CORPUS_DEFAULTS["window_weights"]
 
     def __post_init__(self):
         for name in ("vocab_size", "min_count", "window", "min_token_length"):
@@ -79,6 +84,9 @@ class CorpusOptions:
                 f"max-token-length {self.max_token_length} is below min-token-length "
                 f"{self.min_token_length}"
             )
+        if self.window_weights not in WINDOW_WEIGHTS:
+            raise BayesCompressError(f"window-weights must be one of {', '.join(WINDOW_WEIGHTS)}, got "
+                                     f"{self.window_weights!r}")
 
 
 def tokenize(text: str, options: CorpusOptions) -> list[str]:
@@ -298,9 +306,10 @@ class CooccurrenceCounter:
     [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
 
-    def __init__(self, vocab_size: int, window: int):
+    def __init__(self, vocab_size: int, window: int, window_weights: str = "flat"):
         self.vocab_size = int(vocab_size)
         self.window = int(window)
+        self.linear = window_weights == "linear"
         self._carry_ids = np.zeros(0, dtype=np.int64)
         self._carry_docs = np.zeros(0, dtype=np.int64)
         self._document = 0
@@ -317,7 +326,7 @@ class CooccurrenceCounter:
         ids = np.concatenate([self._carry_ids, tokens[~breaks]])
         docs = np.concatenate([self._carry_docs, documents[~breaks]])
         n_old = len(self._carry_ids)
-        keys = []
+        keys, weights = [], []
         for offset in range(1, self.window + 1):
             start = max(n_old - offset, 0)  # the right-hand word of each pair is new in this chunk
             if start + offset >= len(ids):
@@ -325,14 +334,20 @@ class CooccurrenceCounter:
             left, right = ids[start:len(ids) - offset], ids[start + offset:]
             same = docs[start:len(ids) - offset] == docs[start + offset:]
             keys.append(left[same] * self.vocab_size + right[same])
+            # linear: integer weights window + 1 - offset here, divided by window in counts()
+            weights.append(np.full(len(keys[-1]), self.window + 1 - offset, dtype=np.int64))
         self._carry_ids, self._carry_docs = ids[-self.window:], docs[-self.window:]
         if keys:
-            self._add_keys(np.concatenate(keys))
+            self._add_keys(np.concatenate(keys), np.concatenate(weights) if self.linear else None)
 
-    def _add_keys(self, keys: np.ndarray) -> None:
+    def _add_keys(self, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
         if keys.size == 0:
             return
-        pairs, counts = np.unique(keys, return_counts=True)
+        if weights is None:
+            pairs, counts = np.unique(keys, return_counts=True)
+        else:
+            pairs, inverse = np.unique(keys, return_inverse=True)
+            counts = np.bincount(inverse, weights=weights).round().astype(np.int64)  # exact: integers
         rows, cols = np.divmod(pairs, self.vocab_size)
         shape = (self.vocab_size, self.vocab_size)
         self._pending.append(sp.csr_matrix((counts.astype(np.int64), (rows, cols)), shape=shape))
@@ -346,18 +361,21 @@ class CooccurrenceCounter:
         self._pending, self._pending_nnz = [], 0
 
     def counts(self) -> sp.csr_matrix:
-        """Symmetric n+ (int64 CSR): ordered pairs counted in both directions."""
+        """Symmetric n+ (CSR; int64 flat, float64 linear): ordered pairs counted in both directions."""
         self._merge()
         ordered = self._total
         both = (ordered + ordered.T).tocsr()
         both.sum_duplicates()
         both.sort_indices()
+        if self.linear:
+            both = both.astype(np.float64) / self.window
         return both
 
 
-def count_cooccurrences(tokens: np.ndarray, vocab_size: int, window: int) -> sp.csr_matrix:
+def count_cooccurrences(tokens: np.ndarray, vocab_size: int, window: int,
+                        window_weights: str = "flat") -> sp.csr_matrix:
     """n+ of one id array (DOC_BREAK between documents) in one call; see CooccurrenceCounter."""
-    counter = CooccurrenceCounter(vocab_size, window)
+    counter = CooccurrenceCounter(vocab_size, window, window_weights)
     counter.add(tokens)
     return counter.counts()
 
@@ -371,7 +389,7 @@ class CoOccurrences:
 
     words: list[str]
     word_counts: np.ndarray  # int64, corpus count of each vocabulary word
-    positive: sp.csr_matrix  # n+, int64, symmetric (float64 expected counts once subsampled)
+    positive: sp.csr_matrix  # n+, symmetric: int64, float64 expected counts if linear or subsampled
     n_tokens: int  # all tokens read, in and out of the vocabulary
     n_documents: int
     options: CorpusOptions
@@ -418,7 +436,7 @@ class CoOccurrences:
                 word_counts=self.word_counts.astype(np.int64),
                 indptr=positive.indptr.astype(np.int64),
                 indices=positive.indices.astype(np.int64),
-                data=positive.data.astype(np.int64),
+                data=positive.data if positive.data.dtype == np.float64 else positive.data.astype(np.int64),
                 n_tokens=np.array(self.n_tokens, dtype=np.int64),
                 n_documents=np.array(self.n_documents, dtype=np.int64),
                 options=np.array(json.dumps(dataclasses.asdict(self.options))),
@@ -484,10 +502,19 @@ def cache_key(path: str | os.PathLike, options: CorpusOptions) -> str:
         "path": str(source),
         "size": status.st_size,
         "mtime_ns": status.st_mtime_ns,
-        "options": dataclasses.asdict(options),
+        "options": _key_options(options),
         "version": CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _key_options(options: CorpusOptions) -> dict:
+    """The options as the cache key sees them: flat window weights are left out, so counts cached
+    before the option existed keep their keys."""
+    fields = dataclasses.asdict(options)
+    if fields["window_weights"] == "flat":
+        del fields["window_weights"]
+    return fields
 
 
 def count_corpus(
@@ -538,7 +565,7 @@ def _count_corpus_file(source: Path, options: CorpusOptions, progress: bool) -> 
         vocab_id = np.full(len(scanned.words) + 1, DROPPED, dtype=np.int64)
         vocab_id[chosen] = np.arange(len(chosen))
         vocab_id[DOC_BREAK] = DOC_BREAK
-        counter = CooccurrenceCounter(len(chosen), options.window)
+        counter = CooccurrenceCounter(len(chosen), options.window, options.window_weights)
         chunk = max(1 << 16, (1 << 22) // options.window)
         spool.seek(0)
         with tqdm(total=scanned.n_tokens, desc="counting pairs", unit=" tokens", unit_scale=True,

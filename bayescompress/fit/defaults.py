@@ -11,6 +11,7 @@ CORPUS_DEFAULTS = {
     "lowercase": True,
     "min_token_length": 2,
     "max_token_length": 15,
+    "window_weights": "flat",  # "linear": word2vec's dynamic window, as expected counts
 }
 
 SKIPGRAM_DEFAULTS = {

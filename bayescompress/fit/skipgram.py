@@ -273,12 +273,15 @@ def _seed_torch(seed: int, device: torch.device) -> None:
 
 def _checkpoint_identity(counts: CoOccurrences, settings: SkipGramSettings) -> dict:
     words = "\n".join(counts.words).encode()
-    return {
+    identity = {
         "vocab_size": counts.vocab_size,
         "vocabulary_sha256": hashlib.sha256(words).hexdigest(),
         "pairs": int(counts.positive.sum()),
         **{name: getattr(settings, name) for name in _MODEL_SETTINGS},
     }
+    if counts.options.window_weights != "flat":  # absent when flat: checkpoints from before still resume
+        identity["window_weights"] = counts.options.window_weights
+    return identity
 
 
 def save_checkpoint(path: str | os.PathLike, step: int, identity: dict, parameters: list[torch.Tensor],
