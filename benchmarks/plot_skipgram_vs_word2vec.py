@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLUMNS = ("source", "vocab", "model", "budget",
            "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "gensim_top1",
            "wordsim353_spearman", "questions", "spearman_log_count_log_std", "share_at_initial_std",
-           "estimator", "batch", "noise_contexts", "lr", "compiled_step", "torch_threads", "machine")
+           "estimator", "batch", "noise_contexts", "lr", "window_weights", "subsample", "compiled_step",
+           "torch_threads", "machine")
 
 
 def rows_of(entries: list[dict]) -> list[dict]:
@@ -48,7 +49,10 @@ def rows_of(entries: list[dict]) -> list[dict]:
             "share_at_initial_std": stds.get("share_at_initial_std", ""),
             "estimator": settings.get("estimator", ""), "batch": settings.get("batch", ""),
             "noise_contexts": settings.get("noise_contexts", "") if ours else "",
-            "lr": settings.get("lr", ""), "compiled_step": entry.get("compiled_step", ""),
+            "lr": settings.get("lr", ""),
+            "window_weights": entry.get("window_weights", "flat") if ours else "dynamic window",
+            "subsample": settings.get("subsample", 0.0) if ours else entry.get("sample", ""),
+            "compiled_step": entry.get("compiled_step", ""),
             "torch_threads": entry.get("torch_threads", entry.get("workers", "")),
             "machine": entry["machine"],
         })
