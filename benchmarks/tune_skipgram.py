@@ -73,7 +73,7 @@ def main() -> None:
                "steps": settings.steps,
                "batch": settings.batch, "noise_contexts": settings.noise_contexts,
                "pair_power": settings.pair_power, "subsample": settings.subsample,
-               "init_scale": settings.init_scale, "lr": settings.lr,
+               "init_scale": settings.init_scale, "prior_std": settings.prior_std, "lr": settings.lr,
                "lr_decay": settings.lr_decay, "threads": fit.posterior.metadata["torch_threads"],
                "seed": settings.seed, "wall_s": round(seconds, 1), "cpu_s": round(cpu_seconds, 1),
                "ms_per_step": round(1000 * seconds / settings.steps, 2),
