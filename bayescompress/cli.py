@@ -507,6 +507,7 @@ def _add_fit_bnn(fit_models) -> None:
 def _add_fit_skipgram(models) -> None:
     from .fit.defaults import CORPUS_DEFAULTS as corpus
     from .fit.defaults import SKIPGRAM_DEFAULTS as model
+    from .fit.defaults import WINDOW_WEIGHTS
 
     sg = models.add_parser("skipgram", help="Bayesian skip-gram word embeddings from a text corpus",
                            description="Fit word and context vectors U, V (mean-field Gaussian posterior) "
@@ -520,7 +521,7 @@ def _add_fit_skipgram(models) -> None:
                     help="words rarer than this are never in the vocabulary (default %(default)s)")
     sg.add_argument("--window", type=int, default=corpus["window"],
                     help="context words on each side (default %(default)s)")
-    sg.add_argument("--window-weights", choices=("flat", "linear"), default=corpus["window_weights"],
+    sg.add_argument("--window-weights", choices=WINDOW_WEIGHTS, default=corpus["window_weights"],
                     help="flat: every word in the window counts 1; linear: a word d places away counts "
                          "(window + 1 - d) / window, word2vec's dynamic window in expectation "
                          "(default %(default)s)")

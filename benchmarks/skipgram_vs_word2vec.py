@@ -28,7 +28,7 @@ from machine import describe_machine  # benchmarks/machine.py, beside this scrip
 from bayescompress.evaluate.analogy import evaluate_analogies
 from bayescompress.evaluate.stds import std_report
 from bayescompress.fit.corpus import CorpusOptions, count_corpus, iter_documents
-from bayescompress.fit.defaults import CORPUS_DEFAULTS
+from bayescompress.fit.defaults import CORPUS_DEFAULTS, WINDOW_WEIGHTS
 from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
 
 DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=CORPUS_DEFAULTS["vocab_size"])
     parser.add_argument("--min-count", type=int, default=CORPUS_DEFAULTS["min_count"])
     parser.add_argument("--window", type=int, default=CORPUS_DEFAULTS["window"])
-    parser.add_argument("--window-weights", choices=("flat", "linear"),
+    parser.add_argument("--window-weights", choices=WINDOW_WEIGHTS,
                         default=CORPUS_DEFAULTS["window_weights"],
                         help="our counts' weighting in the window (word2vec always uses its dynamic window)")
     parser.add_argument("--w2v-epochs", default="5,10,20,40",

@@ -46,7 +46,7 @@ import scipy.sparse as sp
 
 from ..errors import BayesCompressError
 from ..files import atomic_output
-from .defaults import CORPUS_DEFAULTS
+from .defaults import CORPUS_DEFAULTS, WINDOW_WEIGHTS
 
 DOC_BREAK = -1  # separates documents in an id stream
 DROPPED = -2  # marks words outside the vocabulary while ids are mapped
@@ -59,7 +59,6 @@ _HEAD_BYTES = 1 << 16  # what is checked for binary content and a Wikipedia head
 _MAX_INVALID_SHARE = 0.1  # Latin-1 prose has a few non-UTF-8 bytes; binary data has far more
 _PIECE_CHARS = 1 << 20  # plain text is read in pieces of at most this many characters
 _SPOOL_TOKENS = 1 << 20  # ids are written to the spool file in runs of this many
-WINDOW_WEIGHTS = ("flat", "linear")  # every offset counts 1 / word2vec's dynamic window in expectation
 
 
 @dataclass(frozen=True)
@@ -334,11 +333,11 @@ class CooccurrenceCounter:
             left, right = ids[start:len(ids) - offset], ids[start + offset:]
             same = docs[start:len(ids) - offset] == docs[start + offset:]
             keys.append(left[same] * self.vocab_size + right[same])
-            # linear: integer weights window + 1 - offset here, divided by window in counts()
-            weights.append(np.full(len(keys[-1]), self.window + 1 - offset, dtype=np.int64))
+            if self.linear:  # integer weights window + 1 - offset here, divided by window in counts()
+                weights.append(np.full(len(keys[-1]), self.window + 1 - offset, dtype=np.int64))
         self._carry_ids, self._carry_docs = ids[-self.window:], docs[-self.window:]
         if keys:
-            self._add_keys(np.concatenate(keys), np.concatenate(weights) if self.linear else None)
+            self._add_keys(np.concatenate(keys), np.concatenate(weights) if weights else None)
 
     def _add_keys(self, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
         if keys.size == 0:

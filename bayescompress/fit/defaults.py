@@ -13,6 +13,7 @@ CORPUS_DEFAULTS = {
     "max_token_length": 15,
     "window_weights": "flat",  # "linear": word2vec's dynamic window, as expected counts
 }
+WINDOW_WEIGHTS = ("flat", "linear")  # every offset counts 1 / word2vec's dynamic window in expectation
 
 SKIPGRAM_DEFAULTS = {
     "dim": 100,
