@@ -549,8 +549,9 @@ def _add_fit_skipgram(models) -> None:
                     help="pairs: run the step eagerly instead of fusing it with torch.compile (which needs "
                          "a C++ compiler; without one the fit runs eagerly anyway)")
     sg.add_argument("--lr", type=float, default=model["lr"], help="Adam learning rate (default %(default)s)")
-    sg.add_argument("--lr-decay", type=float, default=model["lr_decay"],
-                    help="last step's learning rate = lr x this, exponential decay (default %(default)s)")
+    sg.add_argument("--lr-decay", type=float,
+                    help="last step's learning rate = lr x this, exponential decay (default: pairs {pairs}, "
+                         "dense {dense})".format(**model["lr_decay"]))
     sg.add_argument("--prior-std", type=float, default=model["prior_std"],
                     help="std of the N(0, s^2) prior on every coordinate (default %(default)s)")
     sg.add_argument("--seed", type=int, default=model["seed"], help="random seed (default %(default)s)")

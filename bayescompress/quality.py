@@ -16,6 +16,10 @@ import numpy as np
 from .errors import BayesCompressError
 from .posterior import Posterior
 
+# embeddings larger than this are also scored with only their most frequent words as candidates
+# (questions whose four words are among them), so zeroed rare rows earn nothing
+FREQUENT_CANDIDATES = 30000
+
 
 @dataclass
 class Quality:
@@ -106,13 +110,39 @@ def embedding_quality(values: dict[str, np.ndarray], posterior: Posterior, *, te
     if tensor not in values:
         raise BayesCompressError(f"embedding quality: no tensor {tensor!r} (tensors: {', '.join(values)})")
     words = list(posterior.vocab.words)
-    result = evaluate_analogies(np.asarray(values[tensor]), words, questions_path=questions)
+    vectors = np.asarray(values[tensor])
+    result = evaluate_analogies(vectors, words, questions_path=questions)
     extras = {}
     for name in ("hits_at_10_ties_favourable", "top1", "mrr", "coverage"):
         value = getattr(result, name, None)
         if isinstance(value, (int, float)):
             extras[name] = float(value)
+    extras["zero_rows"] = int(np.count_nonzero(~np.any(vectors.reshape(len(vectors), -1), axis=1)))
+    if len(words) > FREQUENT_CANDIDATES:  # no pruning bonus: rows past the frequent words never compete
+        frequent = frequent_rows(posterior.vocab, FREQUENT_CANDIDATES)
+        n = FREQUENT_CANDIDATES
+        label = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+        try:
+            restricted = evaluate_analogies(vectors[frequent], [words[i] for i in frequent],
+                                            questions_path=questions)
+        except BayesCompressError:  # no question has its four words among the frequent ones
+            extras[f"hits_at_10_top{label}"] = math.nan
+        else:
+            extras[f"hits_at_10_top{label}"] = float(restricted.hits_at_10)
     return Quality(float(result.hits_at_10), "hits_at_10", extras)
+
+
+def frequent_rows(vocab, n: int) -> np.ndarray:
+    """Rows of the ``n`` most frequent words, in row order (the first ``n`` rows without counts).
+
+    >>> from bayescompress.posterior import Vocabulary
+    >>> frequent_rows(Vocabulary(["a", "b", "c"], np.array([5, 9, 7])), 2).tolist()
+    [1, 2]
+    """
+    if vocab.counts is None:
+        return np.arange(min(n, len(vocab)))
+    order = np.argsort(-np.asarray(vocab.counts, dtype=np.float64), kind="stable")
+    return np.sort(order[:n])
 
 
 def network_quality(values: dict[str, np.ndarray], posterior: Posterior, *, data=None,

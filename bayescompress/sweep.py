@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,9 @@ from .waterfilling import posterior_sources
 
 STREAM_LATENTS = SAMPLE_LATENTS  # generic posterior files above this are swept piece by piece
 UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves keep the better
+# the pruning baseline's kept shares (of the rows, most frequent first); its curve keeps the best at
+# each rate. 0.3 of 100k rows: the 30k words most analogy questions use
+PRUNE_KEEP_SHARES = (0.6, 0.3, 0.15)
 
 
 @dataclass
@@ -137,17 +140,15 @@ def run_sweep(
 
     plan = []
     for method in parsed:
-        offsets = UNIFORM_OFFSETS if method.quantizer == "uniform" else (None,)
-        for index, value in enumerate(knob_values(method, knob_posterior, points, min_bits, max_bits)):
-            plan.extend((method, index, value, offset) for offset in offsets)
+        plan.extend(_method_plan(method, knob_posterior, points, min_bits, max_bits))
     rows = [first_row]
     from tqdm.auto import tqdm
 
     hide = None if show_progress is None else not show_progress
     with tqdm(plan, desc="sweep", unit="archive", disable=hide) as bar:
-        for method, index, value, offset in bar:
+        for method, index, value, variant in bar:
             bar.set_postfix_str(method.label)
-            rows.append(measure(method, index, value, offset, out / "archives"))
+            rows.append(measure(method, index, value, variant, out / "archives"))
     add_relative_quality(rows, reference.value)
     rate_key = "bits_per_dim" if include_side else "bits_per_dim_without_side"
     curves = {}
@@ -166,6 +167,28 @@ def run_sweep(
     notes = [] if "vbq" in curves else ["no vbq in the methods: no ratios"]
     return SweepResult(rows, ratios, reference.value, reference.name, table, paths[0], paths[1], plot_path,
                        notes)
+
+
+def _method_plan(method: Method, posterior: Posterior, points: int, min_bits: float, max_bits: float) -> list:
+    """(method, index, knob value, variant options) of each archive a method gets in the sweep.
+
+    The uniform grid gets both offsets at the same spacings; the pruning baseline gets each kept
+    share at spacings placed for that share.  Either curve then keeps the best point at each rate.
+    """
+    if method.quantizer == "uniform":
+        values = knob_values(method, posterior, points, min_bits, max_bits)
+        return [(method, index, value, {"offset": offset})
+                for index, value in enumerate(values) for offset in UNIFORM_OFFSETS]
+    if method.quantizer == "uniform-pruned" and "keep_share" not in dict(method.options):
+        plan = []
+        for share in PRUNE_KEEP_SHARES:
+            variant = {"keep_share": share}
+            placed = replace(method, options=method.options + (("keep_share", share),))
+            values = knob_values(placed, posterior, points, min_bits, max_bits)
+            plan.extend((method, index, value, variant) for index, value in enumerate(values))
+        return plan
+    return [(method, index, value, {})
+            for index, value in enumerate(knob_values(method, posterior, points, min_bits, max_bits))]
 
 
 def _streams(source, tensors) -> bool:
@@ -199,8 +222,8 @@ def _in_memory_setup(source, tensors, metric_options: dict):
     shannon = posterior_sources(selected)
     known: dict[str, object] = {}  # the grid through gzip/bzip2/lzma decodes to the same values
 
-    def measure(method, index, value, offset, folder):
-        return _measure_point(method, index, value, offset, selected, full, metric, metric_options,
+    def measure(method, index, value, variant, folder):
+        return _measure_point(method, index, value, variant, selected, full, metric, metric_options,
                               shannon, folder, known)
     raw_bytes = sum(t.mean.nbytes for t in selected.tensors.values())
     return reference, _uncompressed_row(raw_bytes, selected.n_latents, reference), selected, measure
@@ -219,21 +242,21 @@ def _streamed_setup(path, tensors, metric_options: dict):
         shannon = streamed_sources(source)
     reference = generic_quality_of_sums(0.0, n, n, **metric_options)
 
-    def measure(method, index, value, offset, folder):
-        knob, options, archive = _point_plan(method, index, value, offset, knob_posterior, folder)
+    def measure(method, index, value, variant, folder):
+        knob, options, archive = _point_plan(method, index, value, variant, knob_posterior, folder)
         result = pack(path, archive, method=method.quantizer, coder=method.coder, tensors=tensors,
                       overwrite=True, show_progress=False, **options)
         with open_posterior_source(path, tensors) as posterior:
             sums = archive_sums(archive, posterior)
         quality = generic_quality_of_sums(sums.distortion, sums.within, sums.count, **metric_options)
-        return _point_row(method, knob, value, offset, result, quality, sums.distortion, sums.rmse, shannon)
+        return _point_row(method, knob, value, variant, result, quality, sums.distortion, sums.rmse, shannon)
     return reference, _uncompressed_row(raw_bytes, n, reference), knob_posterior, measure
 
 
 def _uncompressed_row(raw_bytes: int, n_latents: int, reference) -> dict:
     bits = 8.0 * raw_bytes / n_latents
     return {"method": "uncompressed", "quantizer": "", "coder": "", "knob": "", "knob_value": "",
-            "offset": "", "archive": "", "file_bytes": raw_bytes, "side_bytes": 0,
+            "offset": "", "keep_share": "", "archive": "", "file_bytes": raw_bytes, "side_bytes": 0,
             "n_latents": n_latents, "bits_per_dim": bits, "bits_per_dim_without_side": bits,
             "quality_metric": reference.name, "quality": reference.value, "relative_quality": 1.0,
             "distortion_per_dim": 0.0, **reference.extras}
@@ -254,19 +277,21 @@ def values_digest(values: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _point_plan(method: Method, index: int, value, offset, posterior: Posterior, folder: Path):
+def _point_plan(method: Method, index: int, value, variant: dict, posterior: Posterior, folder: Path):
     """The knob, the quantizer options and the archive path of one sweep point."""
     knob = method.knob(posterior)
-    options = {knob.option: value, **dict(method.options)}
-    if offset is not None:
-        options["offset"] = offset
-    name = method.label.replace("+", "_") + f"-{index:02d}" + (f"-{offset}" if offset else "")
+    options = {knob.option: value, **dict(method.options), **variant}
+    name = method.label.replace("+", "_") + f"-{index:02d}"
+    if "offset" in variant:
+        name += f"-{variant['offset']}"
+    if "keep_share" in variant:
+        name += f"-keep{variant['keep_share']:g}"
     return knob, options, folder / f"{name}.bcz"
 
 
-def _measure_point(method: Method, index: int, value, offset, selected: Posterior, full: Posterior,
+def _measure_point(method: Method, index: int, value, variant: dict, selected: Posterior, full: Posterior,
                    metric, metric_options: dict, shannon, folder: Path, known_qualities: dict) -> dict:
-    knob, options, path = _point_plan(method, index, value, offset, selected, folder)
+    knob, options, path = _point_plan(method, index, value, variant, selected, folder)
     result = pack(selected, path, method=method.quantizer, coder=method.coder, overwrite=True,
                   show_progress=False, **options)
     unpacked = unpack(path).tensors
@@ -281,17 +306,18 @@ def _measure_point(method: Method, index: int, value, offset, selected: Posterio
     errors = np.concatenate([(unpacked[k].astype(np.float64) - t.mean).ravel()
                              for k, t in selected.tensors.items()])
     rmse = float(np.sqrt(np.mean(np.square(errors))))
-    return _point_row(method, knob, value, offset, result, quality, distortion, rmse, shannon)
+    return _point_row(method, knob, value, variant, result, quality, distortion, rmse, shannon)
 
 
-def _point_row(method: Method, knob, value, offset, result, quality, distortion: float, rmse: float,
+def _point_row(method: Method, knob, value, variant: dict, result, quality, distortion: float, rmse: float,
                shannon) -> dict:
     """One archive's row of the sweep CSV; its size read off the file itself."""
     size = result.path.stat().st_size
     n = result.n_latents
     return {
         "method": method.label, "quantizer": method.quantizer, "coder": method.coder,
-        "knob": knob.option, "knob_value": value, "offset": offset or "", "archive": str(result.path),
+        "knob": knob.option, "knob_value": value, "offset": variant.get("offset", ""),
+        "keep_share": variant.get("keep_share", ""), "archive": str(result.path),
         "file_bytes": size, "header_bytes": result.header_bytes, "table_bytes": result.table_bytes,
         "side_bytes": result.side_bytes, "stream_bytes": result.stream_bytes, "n_latents": n,
         "bits_per_dim": 8.0 * size / n, "bits_per_dim_without_side": 8.0 * (size - result.side_bytes) / n,

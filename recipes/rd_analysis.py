@@ -3,6 +3,8 @@ variants, bits spent by word frequency, and the paper's own Figure 3 ratios.
 
     python recipes/rd_analysis.py sweep POSTERIOR OUT [--methods vbq,uniform] [--stds spread=0.5]
     python recipes/rd_analysis.py ratios OUT [OUT ...] [--baseline-from DIR] [--rate file|side|entropy]
+        [--quality quality|hits_at_10_top30k] [--levels 0.52,0.7,0.87,0.96]
+    python recipes/rd_analysis.py seeds RATIOS.csv [--csv FOLDED.csv]
     python recipes/rd_analysis.py by-frequency POSTERIOR OUT [--level 0.9]
     python recipes/rd_analysis.py paper [--reference ../shared/reference]
 
@@ -100,17 +102,24 @@ def read_sweep(folder: str | Path) -> list[dict]:
     return rows
 
 
-def curves_of(rows: list[dict], rate: str) -> tuple[dict[str, tuple[list, list]], float]:
-    """Each method's (bits, Hits@10) points on the chosen rate axis, and the uncompressed quality."""
+def curves_of(rows: list[dict], rate: str,
+              quality: str = "quality") -> tuple[dict[str, tuple[list, list]], float]:
+    """Each method's (bits, quality) points on the chosen rate axis, and the uncompressed quality.
+
+    ``quality`` is the sweep column to read: "quality" (Hits@10 over all words) or, for instance,
+    "hits_at_10_top30k" (the 30k most frequent words as candidates).
+    """
     column = RATE_COLUMNS[rate]
-    reference = next(r["quality"] for r in rows if r["method"] == "uncompressed")
+    uncompressed = next(r for r in rows if r["method"] == "uncompressed")
+    if not isinstance(uncompressed.get(quality), float):
+        raise SystemExit(f"the sweep has no {quality!r} column with numbers")
     curves: dict[str, tuple[list, list]] = {}
     for row in rows:
         if row["method"] != "uncompressed":
-            bits, quality = curves.setdefault(row["method"], ([], []))
+            bits, values = curves.setdefault(row["method"], ([], []))
             bits.append(row[column])
-            quality.append(row["quality"])
-    return curves, reference
+            values.append(row[quality])
+    return curves, uncompressed[quality]
 
 
 def ratio_cells(ours, theirs, targets) -> list[float]:
@@ -122,12 +131,13 @@ def ratio_cells(ours, theirs, targets) -> list[float]:
     return cells
 
 
-def study_ratios(folders: list[str], baseline_from: str | None, rate: str, levels=LEVELS) -> list[dict]:
+def study_ratios(folders: list[str], baseline_from: str | None, rate: str, levels=LEVELS,
+                 quality: str = "quality") -> list[dict]:
     """One row per (sweep, VBQ-like method, baseline): bits ratios at ``levels`` x uncompressed."""
     table = []
-    baseline_curves = curves_of(read_sweep(baseline_from), rate)[0] if baseline_from else {}
+    baseline_curves = curves_of(read_sweep(baseline_from), rate, quality)[0] if baseline_from else {}
     for folder in folders:
-        curves, reference = curves_of(read_sweep(folder), rate)
+        curves, reference = curves_of(read_sweep(folder), rate, quality)
         baselines = {m: c for m, c in (baseline_curves | curves).items() if not m.startswith("vbq")}
         for name, ours in curves.items():
             if not name.startswith("vbq"):
@@ -136,7 +146,7 @@ def study_ratios(folders: list[str], baseline_from: str | None, rate: str, level
             for baseline, theirs in baselines.items():
                 cells = ratio_cells(ours, theirs, [level * reference for level in levels])
                 table.append({"sweep": Path(folder).name, "method": name, "baseline": baseline, "rate": rate,
-                              "uncompressed_hits_at_10": reference,
+                              "quality": quality, "uncompressed_hits_at_10": reference,
                               **{f"vbq_bits_{round(100 * lv)}": b
                                  for lv, b in zip(levels, bits, strict=True)},
                               **{f"ratio_{round(100 * lv)}": c for lv, c in zip(levels, cells, strict=True)}})
@@ -144,11 +154,64 @@ def study_ratios(folders: list[str], baseline_from: str | None, rate: str, level
 
 
 def cmd_ratios(args) -> None:
-    rows = study_ratios(args.folders, args.baseline_from, args.rate)
+    levels = tuple(float(x) for x in args.levels.split(","))
+    rows = study_ratios(args.folders, args.baseline_from, args.rate, levels, args.quality)
     print(markdown(rows, ["sweep", "method", "baseline", "uncompressed_hits_at_10"]
-                   + [f"ratio_{round(100 * lv)}" for lv in LEVELS]))
+                   + [f"ratio_{round(100 * lv)}" for lv in levels]))
     if args.csv:
         write_csv(args.csv, rows, append=True)
+
+
+def across_seeds(rows: list[dict]) -> list[dict]:
+    """Ratio rows of several sweeps (one per seed) folded into mean, min and max per ratio cell.
+
+    Rows are grouped by everything but the sweep and the numbers; a cell that one sweep misses
+    (NaN) is left out of that cell's mean and counted in ``sweeps_missing``.
+
+    >>> rows = [{"sweep": s, "method": "vbq", "baseline": "uniform", "ratio_50": r}
+    ...         for s, r in (("seed0", 0.4), ("seed1", 0.6))]
+    >>> out = across_seeds(rows)[0]
+    >>> round(out["ratio_50_mean"], 3), out["ratio_50_min"], out["ratio_50_max"], out["sweeps"]
+    (0.5, 0.4, 0.6, 2)
+    """
+    numbers = [key for key in rows[0] if key.startswith(("ratio_", "vbq_bits_", "uncompressed_"))]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = tuple((k, v) for k, v in row.items() if k != "sweep" and k not in numbers)
+        groups.setdefault(key, []).append(row)
+    table = []
+    for key, members in groups.items():
+        out = dict(key) | {"sweeps": len(members)}
+        missing = 0
+        for column in numbers:
+            values = np.array([_number_or_nan(m.get(column)) for m in members], dtype=np.float64)
+            seen = values[np.isfinite(values)]
+            missing = max(missing, len(values) - len(seen))
+            out[f"{column}_mean"] = float(seen.mean()) if seen.size else math.nan
+            out[f"{column}_min"] = float(seen.min()) if seen.size else math.nan
+            out[f"{column}_max"] = float(seen.max()) if seen.size else math.nan
+        out["sweeps_missing"] = missing
+        table.append(out)
+    return table
+
+
+def _number_or_nan(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def cmd_seeds(args) -> None:
+    with open(args.ratios, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise SystemExit(f"{args.ratios}: no ratio rows")
+    table = across_seeds(rows)
+    means = [c for c in table[0] if c.startswith("ratio_") and c.endswith("_mean")]
+    print(markdown(table, ["method", "baseline", "rate", "quality", "sweeps"] + means))
+    if args.csv:
+        write_csv(args.csv, table)
 
 
 # ------------------------------------------------------------------------- bits by word frequency
@@ -163,8 +226,8 @@ def cheapest_point(rows: list[dict], method: str, target: float) -> dict | None:
 def code_lengths(symbols: np.ndarray) -> np.ndarray:
     """-log2 of each symbol's empirical frequency: what an ideal entropy coder charges it.
 
-    >>> code_lengths(np.array([1, 1, 1, 2])).tolist()
-    [0.4150374992664765, 0.4150374992664765, 0.4150374992664765, 2.0]
+    >>> code_lengths(np.array([1, 1, 1, 2])).round(9).tolist()
+    [0.415037499, 0.415037499, 0.415037499, 2.0]
     """
     values, inverse, counts = np.unique(symbols, return_inverse=True, return_counts=True)
     return -np.log2(counts / symbols.size)[inverse.ravel()].reshape(symbols.shape)
@@ -325,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     ratios.add_argument("folders", nargs="+")
     ratios.add_argument("--baseline-from", help="sweep folder whose baseline curves to use (same posterior)")
     ratios.add_argument("--rate", choices=tuple(RATE_COLUMNS), default="file")
+    ratios.add_argument("--quality", default="quality",
+                        help="sweep column to compare at: quality (Hits@10, all words) or hits_at_10_top30k")
+    ratios.add_argument("--levels", default=",".join(f"{lv:g}" for lv in LEVELS),
+                        help="quality levels as fractions of uncompressed (the paper's: 0.52,0.7,0.87,0.96)")
     ratios.add_argument("--csv", help="append the rows to this CSV")
     ratios.set_defaults(func=cmd_ratios)
     frequency = commands.add_parser("by-frequency", help="stds and bits per word by frequency rank")
@@ -334,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     frequency.add_argument("--tensor", default="U")
     frequency.add_argument("--csv", help="append the rows to this CSV")
     frequency.set_defaults(func=cmd_by_frequency)
+    seeds = commands.add_parser("seeds", help="mean, min and max of ratio rows over sweeps (seeds)")
+    seeds.add_argument("ratios", help="a CSV written by `ratios --csv` over several sweeps")
+    seeds.add_argument("--csv", help="write the folded rows here")
+    seeds.set_defaults(func=cmd_seeds)
     paper = commands.add_parser("paper", help="the paper's own ratios from its Figure 3 numbers")
     paper.add_argument("--reference", default=str(ROOT.parent / "shared" / "reference"))
     paper.add_argument("--csv")

@@ -16,7 +16,7 @@ from bayescompress.baselines import (
 )
 from bayescompress.coding import empirical_entropy_bits
 from bayescompress.errors import BayesCompressError
-from bayescompress.packing import archive_info, pack, unpack
+from bayescompress.packing import StreamOptions, archive_info, pack, unpack
 from bayescompress.posterior import Posterior, TensorPosterior
 from bayescompress.quantizers import make_quantizer
 from bayescompress.vbq import VBQQuantizer
@@ -32,6 +32,7 @@ METHODS = [
     ("kmeans", {"k": 12}, "range"),
     ("lloyd", {"lam": 1e-3}, "range"),
     ("vbq-nostd", {"lam": 0.01}, "range"),
+    ("uniform-pruned", {"spacing": 0.05, "keep_share": 0.3}, "range"),
 ]
 
 
@@ -221,6 +222,8 @@ def test_vbq_nostd_global_std_only_relabels_lambda():
     ("lloyd", {"lam": 1.0, "max_levels": 0}, "max_levels"),
     ("vbq-nostd", {"lam": 1.0, "std": 0.0}, "std"),
     ("uniform", {"lam": 1.0}, "takes options spacing, offset"),
+    ("uniform-pruned", {"spacing": 0.1, "keep_share": 0.0}, "keep share"),
+    ("uniform-pruned", {"spacing": 0.1, "keep_share": 1.5}, "keep share"),
 ])
 def test_bad_baseline_options_are_rejected_with_a_message(method, options, match):
     with pytest.raises(BayesCompressError, match=match):
@@ -244,3 +247,25 @@ def test_a_damaged_codebook_is_reported(tmp_path, posterior):
     (tmp_path / "a.bcz").write_bytes(encode_archive(header, archive.sections, archive.version))
     with pytest.raises(BayesCompressError, match="codebook"):
         unpack(tmp_path / "a.bcz")
+
+
+def test_the_pruning_baseline_is_the_zero_offset_grid_on_the_leading_rows_and_zero_after():
+    means = _means(3000).reshape(300, 10)
+    pruned = make_quantizer("uniform-pruned", spacing=0.05, keep_share=0.2)
+    grid = make_quantizer("uniform", spacing=0.05)
+    symbols = pruned.quantize(means.ravel(), np.ones(means.size)).symbols.reshape(300, 10)
+    values = pruned.dequantize(symbols.ravel(), {}, pruned.config()).reshape(300, 10)
+    kept = grid.quantize(means[:60].ravel(), np.ones(600)).symbols.reshape(60, 10)
+    assert np.array_equal(symbols[:60], kept)
+    assert not np.any(symbols[60:]) and not np.any(values[60:])  # 240 rows decode to exact zeros
+
+
+def test_pruned_rows_cost_almost_nothing_in_a_segmented_archive(tmp_path):
+    means = _means(400_000).astype(np.float32).reshape(4000, 100)
+    post = Posterior({"U": TensorPosterior(means, np.full_like(means, 0.1))})
+    segments = StreamOptions(segment_latents=40_000)
+    full = pack(post, tmp_path / "full.bcz", method="uniform", spacing=0.05, streaming=segments)
+    tenth = pack(post, tmp_path / "tenth.bcz", method="uniform-pruned", spacing=0.05, keep_share=0.1,
+                 streaming=segments)
+    # 90% of the rows zeroed: the nine all-zero segments cost a few bytes each, not 90% of the file
+    assert tenth.total_bytes < 0.12 * full.total_bytes

@@ -197,6 +197,29 @@ def test_embedding_quality_is_hits_at_10_of_the_analogy_evaluator(monkeypatch):
     assert calls["questions"] == "q.txt"
 
 
+def test_a_large_embedding_is_also_scored_on_its_most_frequent_words_and_its_zero_rows_counted(monkeypatch):
+    from bayescompress import quality as quality_module
+
+    calls = []
+
+    def evaluate_analogies(vectors, words, questions_path=None):
+        calls.append(list(words))
+        return types.SimpleNamespace(hits_at_10=0.5 if len(calls) == 1 else 0.25)
+
+    fake = types.ModuleType("bayescompress.evaluate.analogy")
+    fake.evaluate_analogies = evaluate_analogies
+    monkeypatch.setitem(sys.modules, "bayescompress.evaluate.analogy", fake)
+    monkeypatch.setattr(quality_module, "FREQUENT_CANDIDATES", 2)
+    post = _embedding_posterior()  # words a, b, c
+    post.vocab.counts = np.array([3, 9, 5])
+    values = {"U": post.tensors["U"].mean.copy()}
+    values["U"][0] = 0.0
+    quality = embedding_quality(values, post)
+    assert quality.value == 0.5 and quality.extras["hits_at_10_top2"] == 0.25
+    assert calls == [["a", "b", "c"], ["b", "c"]]  # candidates: the two most frequent, in row order
+    assert quality.extras["zero_rows"] == 1
+
+
 def test_missing_evaluators_fail_with_a_clear_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "bayescompress.evaluate.analogy", None)
     monkeypatch.setitem(sys.modules, "bayescompress.evaluate.bnn", None)
@@ -276,6 +299,26 @@ def test_a_sweep_takes_method_records_with_fixed_quantizer_options(tmp_path):
     assert len(rows) == 3
     assert {unpack(r["archive"]).header["config"]["prior"] for r in rows} == {"fit"}
     assert {r["method"] for r in result.ratios} == {"vbq-fit-prior"}
+
+
+def test_the_pruning_baseline_is_swept_at_every_kept_share_and_keeps_the_best_at_each_rate(tmp_path):
+    from bayescompress.methods import Method
+    from bayescompress.packing import unpack
+    from bayescompress.sweep import PRUNE_KEEP_SHARES
+
+    post = make_posterior(rows=200, dim=10)
+    fixed = Method("pruned-half", "uniform-pruned", "range", (("keep_share", 0.5),))
+    result = run_sweep(post, tmp_path / "out", methods=["vbq", "uniform-pruned", fixed], points=3,
+                       show_progress=False)
+    pruned = [r for r in result.rows if r["method"] == "uniform-pruned"]
+    assert sorted({r["keep_share"] for r in pruned}) == sorted(PRUNE_KEEP_SHARES)
+    assert len(pruned) >= 2 * len(PRUNE_KEEP_SHARES)  # one curve: the ratios read its Pareto front
+    for row in pruned:
+        kept = int(round(row["keep_share"] * 200))
+        values = unpack(row["archive"]).tensors["U"]
+        assert not np.any(values[kept:]) and f"keep{row['keep_share']:g}" in row["archive"]
+    assert {r["keep_share"] for r in result.rows if r["method"] == "pruned-half"} == {""}  # its own option
+    assert {r["method"] for r in result.ratios} == {"uniform-pruned", "pruned-half"}
 
 
 STREAMED_METHODS = ["vbq", "uniform", "kmeans", "gzip"]

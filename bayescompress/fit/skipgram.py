@@ -58,7 +58,7 @@ class SkipGramSettings:
     stratified: bool = SKIPGRAM_DEFAULTS["stratified"]  # pairs: one positive per 1/B slice of the proposal
     subsample: float = SKIPGRAM_DEFAULTS["subsample"]  # word2vec's frequent-word threshold; 0: off
     lr: float = SKIPGRAM_DEFAULTS["lr"]
-    lr_decay: float = SKIPGRAM_DEFAULTS["lr_decay"]  # the last step's learning rate is lr * lr_decay
+    lr_decay: float | None = None  # the last step's learning rate is lr * lr_decay; default per estimator
     prior_std: float = SKIPGRAM_DEFAULTS["prior_std"]
     init_std: float = SKIPGRAM_DEFAULTS["init_std"]  # spread of the guide's initial means
     init_scale: float | None = None  # the guide's initial standard deviations; default per estimator
@@ -81,6 +81,8 @@ class SkipGramSettings:
                 self.batch = SKIPGRAM_DEFAULTS["batch"][self.estimator]
             if self.init_scale is None:
                 self.init_scale = SKIPGRAM_DEFAULTS["init_scale"][self.estimator]
+            if self.lr_decay is None:
+                self.lr_decay = SKIPGRAM_DEFAULTS["lr_decay"][self.estimator]
         if self.threads is not None and self.threads < 1:
             raise BayesCompressError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.pair_power <= 1:
@@ -91,7 +93,7 @@ class SkipGramSettings:
                                          f"{getattr(self, name)}")
         for name in ("lr", "lr_decay", "prior_std", "init_std", "init_scale"):
             value = getattr(self, name)
-            if value is None:  # init_scale under auto: filled in by resolved()
+            if value is None:  # init_scale and lr_decay under auto: filled in by resolved()
                 continue
             if not (value > 0 and math.isfinite(value)):
                 raise BayesCompressError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
