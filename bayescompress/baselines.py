@@ -490,3 +490,35 @@ class GlobalStdVBQQuantizer(VBQQuantizer):
     def quantize_block(self, means: np.ndarray, stds: np.ndarray, params: dict, progress=None) -> np.ndarray:
         means = np.asarray(means)
         return super().quantize_block(means, np.full(means.shape, self.std), params, progress)
+
+
+class PrunedVBQQuantizer(VBQQuantizer):
+    """VBQ on the leading ``keep_share`` of the latents; the rest sent to the prior median (symbol 1).
+
+    The counterpart of ``uniform-pruned``: the same rows kept (the frequent words, for word vectors
+    stored in frequency order), so that a sweep compares VBQ with the uniform grid on those rows.
+    The prior is fitted to every mean, as ``vbq``'s; with the default centred priors the pruned
+    latents decode to exactly 0.
+
+    >>> q = PrunedVBQQuantizer(lam=0.5, prior="rms", keep_share=0.5)
+    >>> q.quantize(np.array([0.7, -1.3, 0.9, 2.0]), np.full(4, 0.01)).symbols[2:].tolist()
+    [1, 1]
+    """
+
+    name = "vbq-pruned"
+    about = "VBQ on the leading rows (frequent words), the rest at the prior median"
+    options = VBQQuantizer.options + PrunedUniformQuantizer.options
+    in_sweep = False
+    blockwise = False  # where the kept part ends depends on the whole tensor's size
+
+    def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "tails", keep_share: float = 0.5):
+        super().__init__(lam=lam, max_rate=max_rate, prior=prior)
+        self.keep_share = PrunedUniformQuantizer(1.0, keep_share).keep_share  # the same check
+
+    def config(self) -> dict:
+        return super().config() | {"keep_share": exact_float(self.keep_share)}
+
+    def quantize(self, means: np.ndarray, stds: np.ndarray, progress=None) -> QuantizedTensor:
+        quantized = super().quantize(means, stds, progress)
+        quantized.symbols[kept_latents(self.keep_share, quantized.symbols.size):] = 1  # the prior median
+        return quantized

@@ -37,6 +37,7 @@ UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves 
 # the pruning baseline's kept shares (of the rows, most frequent first); its curve keeps the best at
 # each rate. 0.3 of 100k rows: the 30k words most analogy questions use
 PRUNE_KEEP_SHARES = (0.6, 0.3, 0.15)
+PRUNED_QUANTIZERS = ("uniform-pruned", "vbq-pruned")
 
 
 @dataclass
@@ -172,14 +173,14 @@ def run_sweep(
 def _method_plan(method: Method, posterior: Posterior, points: int, min_bits: float, max_bits: float) -> list:
     """(method, index, knob value, variant options) of each archive a method gets in the sweep.
 
-    The uniform grid gets both offsets at the same spacings; the pruning baseline gets each kept
-    share at spacings placed for that share.  Either curve then keeps the best point at each rate.
+    The uniform grid gets both offsets at the same spacings; the pruned methods get each kept
+    share at knob values placed for that share.  Either curve then keeps the best point at each rate.
     """
     if method.quantizer == "uniform":
         values = knob_values(method, posterior, points, min_bits, max_bits)
         return [(method, index, value, {"offset": offset})
                 for index, value in enumerate(values) for offset in UNIFORM_OFFSETS]
-    if method.quantizer == "uniform-pruned" and "keep_share" not in dict(method.options):
+    if method.quantizer in PRUNED_QUANTIZERS and "keep_share" not in dict(method.options):
         plan = []
         for share in PRUNE_KEEP_SHARES:
             variant = {"keep_share": share}

@@ -71,5 +71,4 @@ for levels in paper ours; do
     done
     "$PY" recipes/rd_analysis.py seeds "$OUT/ratios-$levels.csv" --csv "$OUT/ratios-$levels-seeds.csv"
 done
-"$PY" recipes/rd_analysis.py paper > /dev/null
 echo "figure3: done in $((SECONDS / 60)) min on $(getconf _NPROCESSORS_ONLN) cores ($OUT)"

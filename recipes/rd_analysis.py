@@ -145,12 +145,22 @@ def study_ratios(folders: list[str], baseline_from: str | None, rate: str, level
             bits = [bits_at_quality(*ours, level * reference) for level in levels]
             for baseline, theirs in baselines.items():
                 cells = ratio_cells(ours, theirs, [level * reference for level in levels])
-                table.append({"sweep": Path(folder).name, "method": name, "baseline": baseline, "rate": rate,
-                              "quality": quality, "uncompressed_hits_at_10": reference,
+                table.append({"sweep": sweep_label(folder), "method": name, "baseline": baseline,
+                              "rate": rate, "quality": quality, "uncompressed_hits_at_10": reference,
                               **{f"vbq_bits_{round(100 * lv)}": b
                                  for lv, b in zip(levels, bits, strict=True)},
                               **{f"ratio_{round(100 * lv)}": c for lv, c in zip(levels, cells, strict=True)}})
     return table
+
+
+def sweep_label(folder: str | Path) -> str:
+    """A sweep's name in tables: its folder's, or its parent's for OUT/seedN/sweep.
+
+    >>> sweep_label("out/figure3/seed1/sweep"), sweep_label("out/study/en-v10k-w5")
+    ('seed1', 'en-v10k-w5')
+    """
+    path = Path(folder)
+    return path.parent.name if path.name == "sweep" and path.parent.name else path.name
 
 
 def cmd_ratios(args) -> None:

@@ -33,6 +33,7 @@ METHODS = [
     ("lloyd", {"lam": 1e-3}, "range"),
     ("vbq-nostd", {"lam": 0.01}, "range"),
     ("uniform-pruned", {"spacing": 0.05, "keep_share": 0.3}, "range"),
+    ("vbq-pruned", {"lam": 0.01, "keep_share": 0.3}, "range"),
 ]
 
 
@@ -269,3 +270,14 @@ def test_pruned_rows_cost_almost_nothing_in_a_segmented_archive(tmp_path):
                  streaming=segments)
     # 90% of the rows zeroed: the nine all-zero segments cost a few bytes each, not 90% of the file
     assert tenth.total_bytes < 0.12 * full.total_bytes
+
+
+def test_pruned_vbq_is_vbq_on_the_leading_rows_and_the_prior_median_zero_after():
+    means = _means(3000).reshape(300, 10)
+    stds = np.full_like(means, 0.05)
+    pruned = make_quantizer("vbq-pruned", lam=0.01, prior="rms", keep_share=0.2)
+    plain = make_quantizer("vbq", lam=0.01, prior="rms")
+    out, whole = pruned.quantize(means.ravel(), stds.ravel()), plain.quantize(means.ravel(), stds.ravel())
+    assert np.array_equal(out.symbols[:600], whole.symbols[:600]) and out.params == whole.params
+    values = pruned.dequantize(out.symbols, out.params, pruned.config()).reshape(300, 10)
+    assert not np.any(values[60:])  # the centred prior's median is exactly 0
