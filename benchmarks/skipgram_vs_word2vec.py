@@ -97,7 +97,7 @@ def main() -> None:
             continue
         flag = f"--{field.name.replace('_', '-')}"
         kind = (type(field.default) if field.default is not None
-                else float if field.name == "init_scale" else int)
+                else float if field.name in ("init_scale", "lr_decay") else int)
         if kind is bool:
             kind = lambda text: text in ("1", "true", "True")  # noqa: E731
         parser.add_argument(flag, type=kind, default=field.default)

@@ -27,6 +27,7 @@ from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
 
 DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 FIELDS = {field.name: field for field in dataclasses.fields(SkipGramSettings)}
+FLOAT_PER_ESTIMATOR = ("init_scale", "lr_decay")  # settings whose default (None) is chosen per estimator
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
@@ -35,7 +36,7 @@ def parse_setting(text: str) -> tuple[str, dict]:
     for assignment in filter(None, assignments.split(",")):
         key, _, value = assignment.partition("=")
         kind = (type(FIELDS[key].default) if FIELDS[key].default is not None
-                else float if key == "init_scale" else int)
+                else float if key in FLOAT_PER_ESTIMATOR else int)
         if kind is bool:
             values[key] = value in ("1", "true", "True")
         else:

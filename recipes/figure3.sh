@@ -20,7 +20,8 @@ SEEDS=${SEEDS:-"0 1"}
 STEPS=${STEPS:-60000}          # x 2048 pairs: about 1.3 passes over the (linearly weighted) counts
 WINDOW=${WINDOW:-5}
 OUT=${OUT:-out/figure3}
-METHODS=${METHODS:-vbq,uniform,uniform-pruned,kmeans,gzip,bzip2,lzma,vbq-refined}
+# uniform-pruned: the grid with the rare words' rows zeroed; vbq-pruned: VBQ on the same rows
+METHODS=${METHODS:-vbq,uniform,uniform-pruned,vbq-pruned,kmeans,gzip,bzip2,lzma,vbq-refined}
 POINTS=${POINTS:-12}
 MIN_BITS=${MIN_BITS:-0.2}
 MAX_BITS=${MAX_BITS:-4}

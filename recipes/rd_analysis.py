@@ -154,13 +154,17 @@ def study_ratios(folders: list[str], baseline_from: str | None, rate: str, level
 
 
 def sweep_label(folder: str | Path) -> str:
-    """A sweep's name in tables: its folder's, or its parent's for OUT/seedN/sweep.
+    """A sweep's name in tables: its folder's, with its parent's for OUT/seedN/sweep*.
 
-    >>> sweep_label("out/figure3/seed1/sweep"), sweep_label("out/study/en-v10k-w5")
-    ('seed1', 'en-v10k-w5')
+    >>> sweep_label("out/figure3/seed1/sweep"), sweep_label("out/figure3/seed1/sweep-extra")
+    ('seed1', 'seed1/sweep-extra')
+    >>> sweep_label("out/study/en-v10k-w5")
+    'en-v10k-w5'
     """
     path = Path(folder)
-    return path.parent.name if path.name == "sweep" and path.parent.name else path.name
+    if not path.name.startswith("sweep") or not path.parent.name:
+        return path.name
+    return path.parent.name if path.name == "sweep" else f"{path.parent.name}/{path.name}"
 
 
 def cmd_ratios(args) -> None:

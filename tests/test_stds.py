@@ -34,6 +34,7 @@ def test_bands_follow_frequency_ranks_not_row_order():
     assert (second.first_rank, second.last_rank, second.rows) == (1001, 1500, 500)
     assert first.median_std_over_rms_mean == pytest.approx(0.1)
     assert second.median_std_over_rms_mean == pytest.approx(0.2)
+    assert report.median_std_over_rms_mean == pytest.approx(0.1)  # every row: 1000 of 1500 stds are 0.2
     assert report.spearman_log_count_log_std < -0.8
     assert report.share_at_initial_std == 0.0
 
