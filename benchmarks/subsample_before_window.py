@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from tune_skipgram import timed_fit  # benchmarks/tune_skipgram.py, beside this script
 
-from bayescompress.evaluate.analogy import evaluate_analogies
-from bayescompress.evaluate.stds import std_report
 from bayescompress.fit.corpus import (
     DOC_BREAK,
     DROPPED,
@@ -37,7 +36,7 @@ from bayescompress.fit.corpus import (
     keep_probabilities,
     scan_corpus,
 )
-from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
+from bayescompress.fit.skipgram import SkipGramSettings
 
 
 def dirty_counts(corpus: str, vocab_size: int, window: int, threshold: float,
@@ -95,11 +94,7 @@ def main() -> None:
     count_seconds = time.perf_counter() - began
     values = json.loads(args.settings) | {"subsample": 0.0}
     settings = SkipGramSettings(**values).resolved(counts.vocab_size)
-    began, cpu = time.perf_counter(), time.process_time()
-    fit = fit_skipgram(counts, settings)
-    seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
-    result = evaluate_analogies(fit.posterior.tensors["U"].mean, counts.words)
-    stds = std_report(fit.posterior, "U")
+    _, seconds, cpu_seconds, result, stds = timed_fit(counts, settings)
     print(json.dumps({"corpus": Path(args.corpus).name, "vocab": counts.vocab_size, "window": args.window,
                       "threshold": args.threshold, "count_seconds": round(count_seconds, 1),
                       "positive_entries": int(counts.positive.nnz), **values, "wall_s": round(seconds, 1),

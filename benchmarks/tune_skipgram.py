@@ -44,6 +44,15 @@ def parse_setting(text: str) -> tuple[str, dict]:
     return name, values
 
 
+def timed_fit(counts, settings: SkipGramSettings):
+    """Fit, then score: (fit, wall seconds, CPU seconds, analogy result, std report of U)."""
+    began, cpu = time.perf_counter(), time.process_time()
+    fit = fit_skipgram(counts, settings)
+    seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
+    analogies = evaluate_analogies(fit.posterior.tensors["U"].mean, counts.words)
+    return fit, seconds, cpu_seconds, analogies, std_report(fit.posterior, "U")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=datapath(DEMO_CORPUS))
@@ -64,11 +73,7 @@ def main() -> None:
     for text in args.settings:
         name, values = parse_setting(text)
         settings = SkipGramSettings(**values).resolved(counts.vocab_size)
-        began, cpu = time.perf_counter(), time.process_time()
-        fit = fit_skipgram(counts, settings)
-        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
-        analogies = evaluate_analogies(fit.posterior.tensors["U"].mean, counts.words)
-        stds = std_report(fit.posterior, "U")
+        fit, seconds, cpu_seconds, analogies, stds = timed_fit(counts, settings)
         row = {"name": name, "corpus": counts.source.get("name"), "vocab": counts.vocab_size,
                "window": args.window, "window_weights": args.window_weights, "estimator": settings.estimator,
                "steps": settings.steps,
