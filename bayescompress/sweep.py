@@ -80,10 +80,30 @@ def knob_values(method: Method, posterior: Posterior, points: int, min_bits: flo
     low, high = sorted(ends)
     if low == high:
         return [low]
-    values = np.geomspace(low, high, points)
     if knob.integer:
-        return sorted({max(1, int(round(v))) for v in values})
-    return [float(v) for v in values]
+        return integer_knob_values(low, high, points)
+    return [float(v) for v in np.geomspace(low, high, points)]
+
+
+def integer_knob_values(low: float, high: float, points: int) -> list[int]:
+    """``points`` distinct whole numbers spread log-evenly over [low, high], or every one there is.
+
+    Rounding a log grid merges values at the small end; the grid is refined until ``points``
+    distinct values remain, so an integer knob (k-means' k) gets as many points as any other.
+
+    >>> integer_knob_values(1, 20, 12)  # a 12-point log grid rounds to only 10 distinct values
+    [1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 16, 20]
+    >>> integer_knob_values(2, 5, 12)
+    [2, 3, 4, 5]
+    """
+    low, high = max(1, int(round(low))), max(1, int(round(high)))
+    available = high - low + 1
+    count = points
+    while True:
+        values = sorted({int(round(v)) for v in np.geomspace(low, high, count)})
+        if len(values) >= min(points, available) or count > 64 * points:
+            return values
+        count += 1
 
 
 def run_sweep(

@@ -301,6 +301,13 @@ def test_a_sweep_takes_method_records_with_fixed_quantizer_options(tmp_path):
     assert {r["method"] for r in result.ratios} == {"vbq-fit-prior"}
 
 
+def test_an_integer_knob_gets_as_many_distinct_points_as_any_other(tmp_path):
+    post = make_posterior(rows=400, dim=10)
+    result = run_sweep(post, tmp_path / "out", methods=["vbq", "kmeans"], points=12, show_progress=False)
+    ks = [r["knob_value"] for r in result.rows if r["method"] == "kmeans"]
+    assert len(ks) == len(set(ks)) == 12
+
+
 def test_the_pruning_baseline_is_swept_at_every_kept_share_and_keeps_the_best_at_each_rate(tmp_path):
     from bayescompress.methods import Method
     from bayescompress.packing import unpack
