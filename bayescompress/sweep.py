@@ -38,6 +38,7 @@ UNIFORM_OFFSETS = ("zero", "half")  # the grid baselines get both; their curves 
 # each rate. 0.3 of 100k rows: the 30k words most analogy questions use
 PRUNE_KEEP_SHARES = (0.6, 0.3, 0.15)
 PRUNED_QUANTIZERS = ("uniform-pruned", "vbq-pruned")
+KEPT_MAX_BITS = 8.0  # bits per kept latent at a pruned method's highest point (past lossless for analogies)
 
 
 @dataclass
@@ -194,7 +195,8 @@ def _method_plan(method: Method, posterior: Posterior, points: int, min_bits: fl
     """(method, index, knob value, variant options) of each archive a method gets in the sweep.
 
     The uniform grid gets both offsets at the same spacings; the pruned methods get each kept
-    share at knob values placed for that share.  Either curve then keeps the best point at each rate.
+    share at knob values placed over that share's useful rates (share x min_bits to share x
+    KEPT_MAX_BITS, at most max_bits).  Either curve then keeps the best point at each rate.
     """
     if method.quantizer == "uniform":
         values = knob_values(method, posterior, points, min_bits, max_bits)
@@ -205,7 +207,10 @@ def _method_plan(method: Method, posterior: Posterior, points: int, min_bits: fl
         for share in PRUNE_KEEP_SHARES:
             variant = {"keep_share": share}
             placed = replace(method, options=method.options + (("keep_share", share),))
-            values = knob_values(placed, posterior, points, min_bits, max_bits)
+            # the kept latents carry all the bits: place the points over their rates (min_bits to
+            # KEPT_MAX_BITS each), so that each share's curve is dense where it bends
+            low, high = share * min_bits, min(max_bits, share * KEPT_MAX_BITS)
+            values = knob_values(placed, posterior, points, low, max(high, 2 * low))
             plan.extend((method, index, value, variant) for index, value in enumerate(values))
         return plan
     return [(method, index, value, {})

@@ -311,7 +311,7 @@ def test_an_integer_knob_gets_as_many_distinct_points_as_any_other(tmp_path):
 def test_the_pruning_baseline_is_swept_at_every_kept_share_and_keeps_the_best_at_each_rate(tmp_path):
     from bayescompress.methods import Method
     from bayescompress.packing import unpack
-    from bayescompress.sweep import PRUNE_KEEP_SHARES
+    from bayescompress.sweep import KEPT_MAX_BITS, PRUNE_KEEP_SHARES
 
     post = make_posterior(rows=200, dim=10)
     fixed = Method("pruned-half", "uniform-pruned", "range", (("keep_share", 0.5),))
@@ -319,6 +319,9 @@ def test_the_pruning_baseline_is_swept_at_every_kept_share_and_keeps_the_best_at
                        show_progress=False)
     pruned = [r for r in result.rows if r["method"] == "uniform-pruned"]
     assert sorted({r["keep_share"] for r in pruned}) == sorted(PRUNE_KEEP_SHARES)
+    for share in PRUNE_KEEP_SHARES:  # each share's points span its kept latents' useful rates
+        rates = [r["entropy_bits_per_dim"] for r in pruned if r["keep_share"] == share]
+        assert max(rates) <= 1.1 * share * KEPT_MAX_BITS and min(rates) <= 0.5 * share * KEPT_MAX_BITS
     assert len(pruned) >= 2 * len(PRUNE_KEEP_SHARES)  # one curve: the ratios read its Pareto front
     for row in pruned:
         kept = int(round(row["keep_share"] * 200))
