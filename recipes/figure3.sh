@@ -4,8 +4,8 @@
 # tables at the paper's quality levels and ours, for Hits@10 over all words and over the 30k most
 # frequent, with and without the vocabulary counted; mean and spread over the seeds.
 #
-#   recipes/figure3.sh                               # V = 100k, seeds 0 and 1, side by side: about
-#                                                    # 65 min on 2 cores (fits 15 min, sweeps 50)
+#   recipes/figure3.sh                               # V = 100k, seeds 0 and 1, side by side: 50 min
+#                                                    # on 2 cores (fits 15 min, sweeps 35)
 #   V=30000 SEEDS="0 1 2" OUT=out/figure3-30k recipes/figure3.sh
 #
 # Writes OUT/seedN/{posterior.h5,sweep/} and OUT/ratios-{paper,ours}.csv (one row per seed) and
