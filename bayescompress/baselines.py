@@ -143,10 +143,7 @@ class PrunedUniformQuantizer(UniformQuantizer):
 
     def __init__(self, spacing: float, keep_share: float = 0.5):
         super().__init__(spacing, "zero")
-        if isinstance(keep_share, bool) or not isinstance(keep_share, numbers.Real) \
-                or not 0 < keep_share <= 1:
-            raise BayesCompressError(f"keep share must be in (0, 1], got {keep_share!r}")
-        self.keep_share = float(keep_share)
+        self.keep_share = checked_keep_share(keep_share)
 
     def config(self) -> dict:
         return {**super().config(), "keep_share": exact_float(self.keep_share)}
@@ -155,6 +152,13 @@ class PrunedUniformQuantizer(UniformQuantizer):
         symbols = self.quantize_block(means, stds, {}, progress)
         symbols[kept_latents(self.keep_share, symbols.size):] = 0
         return QuantizedTensor(symbols, {})
+
+
+def checked_keep_share(keep_share) -> float:
+    """A kept share as a float in (0, 1]; anything else is a user error."""
+    if isinstance(keep_share, bool) or not isinstance(keep_share, numbers.Real) or not 0 < keep_share <= 1:
+        raise BayesCompressError(f"keep share must be in (0, 1], got {keep_share!r}")
+    return float(keep_share)
 
 
 def kept_latents(keep_share: float, size: int) -> int:
@@ -513,7 +517,7 @@ class PrunedVBQQuantizer(VBQQuantizer):
 
     def __init__(self, lam: float, max_rate: int = MAX_RATE, prior: str = "tails", keep_share: float = 0.5):
         super().__init__(lam=lam, max_rate=max_rate, prior=prior)
-        self.keep_share = PrunedUniformQuantizer(1.0, keep_share).keep_share  # the same check
+        self.keep_share = checked_keep_share(keep_share)
 
     def config(self) -> dict:
         return super().config() | {"keep_share": exact_float(self.keep_share)}
