@@ -29,7 +29,7 @@ from bayescompress.evaluate.analogy import evaluate_analogies
 from bayescompress.evaluate.stds import std_report
 from bayescompress.fit.corpus import CorpusOptions, count_corpus, iter_documents
 from bayescompress.fit.defaults import CORPUS_DEFAULTS, WINDOW_WEIGHTS
-from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
+from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram, setting_type
 
 DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 GENSIM_MAX_SENTENCE = 10000  # gensim silently truncates longer sentences
@@ -96,8 +96,7 @@ def main() -> None:
         if field.name in ("checkpoint", "resume", "device", "checkpoint_every"):
             continue
         flag = f"--{field.name.replace('_', '-')}"
-        kind = (type(field.default) if field.default is not None
-                else float if field.name in ("init_scale", "lr_decay") else int)
+        kind = setting_type(field.name)
         if kind is bool:
             kind = lambda text: text in ("1", "true", "True")  # noqa: E731
         parser.add_argument(flag, type=kind, default=field.default)

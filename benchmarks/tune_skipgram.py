@@ -10,7 +10,6 @@ Each setting is ``name:key=value,key=value`` (SkipGramSettings fields); rows are
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 
@@ -23,11 +22,9 @@ from bayescompress.evaluate.analogy import evaluate_analogies
 from bayescompress.evaluate.stds import std_report
 from bayescompress.fit.corpus import CorpusOptions, count_corpus
 from bayescompress.fit.defaults import CORPUS_DEFAULTS, WINDOW_WEIGHTS
-from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram
+from bayescompress.fit.skipgram import SkipGramSettings, fit_skipgram, setting_type
 
 DEMO_CORPUS = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-FIELDS = {field.name: field for field in dataclasses.fields(SkipGramSettings)}
-FLOAT_PER_ESTIMATOR = ("init_scale", "lr_decay")  # settings whose default (None) is chosen per estimator
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
@@ -35,8 +32,7 @@ def parse_setting(text: str) -> tuple[str, dict]:
     values = {}
     for assignment in filter(None, assignments.split(",")):
         key, _, value = assignment.partition("=")
-        kind = (type(FIELDS[key].default) if FIELDS[key].default is not None
-                else float if key in FLOAT_PER_ESTIMATOR else int)
+        kind = setting_type(key)
         if kind is bool:
             values[key] = value in ("1", "true", "True")
         else:

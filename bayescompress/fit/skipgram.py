@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,16 @@ class SkipGramSettings:
             return self
         chosen = "dense" if vocab_size <= SKIPGRAM_DEFAULTS["dense_max_vocab"] else "pairs"
         return dataclasses.replace(self, estimator=chosen)
+
+
+def setting_type(name: str) -> type:
+    """The type of a SkipGramSettings field's value, also where its default (None) is chosen per estimator.
+
+    >>> setting_type("lr_decay"), setting_type("steps"), setting_type("stratified")
+    (<class 'float'>, <class 'int'>, <class 'bool'>)
+    """
+    hint = typing.get_type_hints(SkipGramSettings)[name]
+    return next((kind for kind in typing.get_args(hint) if kind is not type(None)), hint)
 
 
 @dataclass
