@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = ("source", "vocab", "model", "budget",
-           "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "gensim_top1",
+           "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "hits_at_10_u_plus_v", "gensim_top1",
            "wordsim353_spearman", "questions", "spearman_log_count_log_std", "share_at_initial_std",
            "estimator", "batch", "noise_contexts", "lr", "window_weights", "subsample", "compiled_step",
            "torch_threads", "machine")
@@ -43,6 +43,8 @@ def rows_of(entries: list[dict]) -> list[dict]:
             "budget": budget,
             "seconds": round(entry["seconds"], 1), "cpu_seconds": round(entry["cpu_seconds"], 1),
             "peak_rss_mib": round(entry["peak_rss_mib"]), "hits_at_10": round(figures["hits_at_10"], 4),
+            # input + output vectors' means (ours U + V, word2vec's vectors + syn1neg), where measured
+            "hits_at_10_u_plus_v": round(entry["U+V"]["hits_at_10"], 4) if "U+V" in entry else "",
             "gensim_top1": round(figures["gensim_top1"], 4),
             "wordsim353_spearman": round(figures["wordsim353_spearman"], 4), "questions": figures["n_used"],
             "spearman_log_count_log_std": stds.get("spearman_log_count_log_std", ""),

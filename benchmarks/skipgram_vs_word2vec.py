@@ -145,10 +145,13 @@ def main() -> None:
             model.build_vocab_from_freq(frequencies)
             model.train(sentences, total_examples=len(sentences), epochs=epochs)
             seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
-            w2v = np.stack([model.wv[w] for w in counts.words])
+            rows = [model.wv.key_to_index[w] for w in counts.words]
+            w2v, w2v_context = model.wv.vectors[rows], model.syn1neg[rows]
+            # "U+V" as for ours: input plus output vectors (Levy et al. 2015's w + c), its best either way
             record(args.json, {**common, "model": "word2vec", "epochs": epochs, "sample": args.w2v_sample,
                                "workers": args.w2v_workers, "seconds": seconds, "cpu_seconds": cpu_seconds,
-                               "peak_rss_mib": peak_rss_mib(), "U": scores(counts.words, w2v)})
+                               "peak_rss_mib": peak_rss_mib(), "U": scores(counts.words, w2v),
+                               "U+V": scores(counts.words, w2v + w2v_context)})
 
 
 if __name__ == "__main__":
