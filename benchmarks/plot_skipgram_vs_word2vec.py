@@ -21,6 +21,12 @@ COLUMNS = ("source", "vocab", "model", "budget",
            "estimator", "batch", "noise_contexts", "lr", "window_weights", "subsample", "compiled_step",
            "torch_threads", "machine")
 
+# (model, column, marker, colour, legend): each model's own word vectors, and input + output vectors summed
+SERIES = (("ours (U means)", "hits_at_10", "o-", "C0", "ours (U means)"),
+          ("ours (U means)", "hits_at_10_u_plus_v", "o:", "C0", "ours (U + V means)"),
+          ("word2vec sg", "hits_at_10", "s--", "C1", "word2vec sg (input vectors)"),
+          ("word2vec sg", "hits_at_10_u_plus_v", "s:", "C1", "word2vec sg (input + output vectors)"))
+
 
 def rows_of(entries: list[dict]) -> list[dict]:
     """One flat row per run, ours by steps (and negatives M) and word2vec by epochs."""
@@ -88,12 +94,13 @@ def main() -> None:
     for column, vocab in enumerate(vocabularies):
         for axis, time_key, label in ((axes[0][column], "seconds", "wall time of the fit (s)"),
                                       (axes[1][column], "cpu_seconds", "CPU time of the fit (s)")):
-            for model, marker in (("ours (U means)", "o-"), ("word2vec sg", "s--")):
-                points = sorted((row[time_key], row["hits_at_10"], row["budget"]) for row in rows
-                                if row["vocab"] == vocab and row["model"] == model)
+            for model, key, marker, colour, legend in SERIES:
+                points = sorted((row[time_key], row[key], row["budget"]) for row in rows
+                                if row["vocab"] == vocab and row["model"] == model and row[key] != "")
                 if points:
-                    axis.plot([p[0] for p in points], [p[1] for p in points], marker, label=model)
-                    for seconds, hits, budget in points:
+                    axis.plot([p[0] for p in points], [p[1] for p in points], marker, color=colour,
+                              label=legend, alpha=1.0 if key == "hits_at_10" else 0.5)
+                    for seconds, hits, budget in points if key == "hits_at_10" else ():
                         axis.annotate(budget, (seconds, hits), fontsize=7, xytext=(3, 3),
                                       textcoords="offset points")
             axis.set(title=f"V = {vocab:,}", xlabel=label, ylabel="Hits@10 (ties against)")
