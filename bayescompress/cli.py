@@ -597,7 +597,8 @@ def _add_evaluate_commands(commands):
     analogy.add_argument("target", help="posterior file (.h5, means), archive (.bcz) or word2vec "
                          "file (.txt/.vec text, .bin binary)")
     analogy.add_argument("--questions", help="analogy questions (default: gensim's questions-words.txt)")
-    analogy.add_argument("--tensor", help="tensor holding the word vectors (default U)")
+    analogy.add_argument("--tensor", help="tensor holding the word vectors (default U); names joined by + "
+                                          "are summed (U+V: word plus context vectors)")
     analogy.add_argument("--json", action="store_true", help="print all figures as JSON")
     analogy.set_defaults(func=cmd_evaluate_analogy)
     stds = tasks.add_parser("stds", help="an embedding posterior's stds per frequency band and "

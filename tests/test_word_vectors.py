@@ -53,7 +53,32 @@ def test_unpacked_hdf5_values_are_read_too(tmp_path, embedding):
     np.testing.assert_array_equal(loaded.vectors, unpack(archive).tensors["V"])
 
 
+def test_names_joined_by_plus_give_the_sum_of_their_values_from_every_kind_of_file(tmp_path, embedding):
+    posterior, post_path, archive = embedding
+    write_hdf5(unpack(archive), tmp_path / "values.h5")
+    from_posterior = load_word_vectors(post_path, "U+V")
+    assert from_posterior.tensor == "U+V"
+    np.testing.assert_array_equal(from_posterior.vectors,
+                                  posterior.tensors["U"].mean + posterior.tensors["V"].mean)
+    decoded = unpack(archive).tensors
+    for target in (archive, tmp_path / "values.h5"):
+        np.testing.assert_array_equal(load_word_vectors(target, "U+V").vectors, decoded["U"] + decoded["V"])
+
+
 # ------------------------------------------------------------------------- bad input
+
+
+def test_a_sum_of_tensors_of_different_shapes_or_an_empty_name_is_refused(tmp_path):
+    from bayescompress.posterior import Posterior, TensorPosterior, Vocabulary
+
+    wide, narrow = np.ones((3, 4), np.float32), np.ones((3, 2), np.float32)
+    post = Posterior({"U": TensorPosterior(wide, wide), "W": TensorPosterior(narrow, narrow)},
+                     kind="embedding", vocab=Vocabulary(["a", "b", "c"]))
+    post.save(tmp_path / "post.h5")
+    with pytest.raises(BayesCompressError, match="different shapes"):
+        load_word_vectors(tmp_path / "post.h5", "U+W")
+    with pytest.raises(BayesCompressError, match="is not NAME or NAME"):
+        load_word_vectors(tmp_path / "post.h5", "U+")
 
 
 def test_a_tensor_that_is_not_there_is_named_with_the_ones_that_are(embedding):

@@ -40,7 +40,8 @@ def load_word_vectors(target: str | os.PathLike, tensor: str | None = None) -> W
     """Read the word vectors of a posterior file (means), an archive, or a word2vec file.
 
     ``tensor`` picks the tensor of a posterior or archive (default ``U``, or the only tensor);
-    word2vec files hold one matrix, so ``tensor`` must be None for them.
+    names joined by ``+`` are summed (``U+V``: a skip-gram's word plus context vectors, as GloVe's
+    W + C). word2vec files hold one matrix, so ``tensor`` must be None for them.
 
     Examples
     --------
@@ -91,6 +92,24 @@ def _pick_tensor(names: list[str], tensor: str | None, source: str) -> str:
     return tensor
 
 
+def _pick_tensors(names: list[str], tensor: str | None, source: str) -> list[str]:
+    """The tensors ``tensor`` names: one, or several joined by ``+`` whose values are summed."""
+    if tensor is None:
+        return [_pick_tensor(names, None, source)]
+    parts = tensor.split("+")
+    if "" in parts:
+        raise BayesCompressError(f"{source}: --tensor {tensor!r} is not NAME or NAME+NAME+...")
+    return [_pick_tensor(names, part, source) for part in parts]
+
+
+def _summed(arrays: list[np.ndarray], picked: list[str], source: str) -> np.ndarray:
+    """One tensor's values as they are; several tensors' values added element by element."""
+    if len({array.shape for array in arrays}) > 1:
+        shapes = ", ".join(f"{name} {array.shape}" for name, array in zip(picked, arrays, strict=True))
+        raise BayesCompressError(f"{source}: cannot add tensors of different shapes ({shapes})")
+    return arrays[0] if len(arrays) == 1 else np.sum(arrays, axis=0, dtype=arrays[0].dtype)
+
+
 def _from_archive(path: Path, tensor: str | None) -> WordVectors:
     from ..packing import unpack
 
@@ -98,8 +117,9 @@ def _from_archive(path: Path, tensor: str | None) -> WordVectors:
     source = str(path)
     if unpacked.vocab is None:
         raise BayesCompressError(f"{source}: archive has no vocabulary; it is not a word embedding")
-    name = _pick_tensor(list(unpacked.tensors), tensor, source)
-    return WordVectors(unpacked.tensors[name], list(unpacked.vocab.words), source, "archive", name)
+    picked = _pick_tensors(list(unpacked.tensors), tensor, source)
+    vectors = _summed([unpacked.tensors[name] for name in picked], picked, source)
+    return WordVectors(vectors, list(unpacked.vocab.words), source, "archive", "+".join(picked))
 
 
 def _from_hdf5(path: Path, tensor: str | None) -> WordVectors:
@@ -112,12 +132,12 @@ def _from_hdf5(path: Path, tensor: str | None) -> WordVectors:
 
     if fmt == FORMAT_NAME:
         names = list(read_posterior_header(path)["tensors"])
-        name = _pick_tensor(names, tensor, source)
-        posterior = Posterior.load(path, [name])
+        picked = _pick_tensors(names, tensor, source)
+        posterior = Posterior.load(path, list(dict.fromkeys(picked)))
         if posterior.vocab is None:
             raise BayesCompressError(f"{source}: posterior has no vocabulary; it is not a word embedding")
-        return WordVectors(posterior.tensors[name].mean, list(posterior.vocab.words), source,
-                           "posterior", name)
+        vectors = _summed([posterior.tensors[name].mean for name in picked], picked, source)
+        return WordVectors(vectors, list(posterior.vocab.words), source, "posterior", "+".join(picked))
     if fmt == VALUES_FORMAT:
         return _from_values_file(path, tensor)
     raise BayesCompressError(
@@ -139,15 +159,18 @@ def _from_values_file(path: Path, tensor: str | None) -> WordVectors:
             names = parse_json(order, f"{source}: tensor order") if order is not None else sorted(group)
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise BayesCompressError(f"{source}: tensor order attribute is malformed")
-            name = _pick_tensor(list(names), tensor, source)
-            dataset = group.get(name)
-            if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind != "f":
-                raise BayesCompressError(f"{source}: tensor {name!r} is not a float dataset")
-            vectors = dataset[()]
+            picked = _pick_tensors(list(names), tensor, source)
+            arrays = []
+            for name in picked:
+                dataset = group.get(name)
+                if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind != "f":
+                    raise BayesCompressError(f"{source}: tensor {name!r} is not a float dataset")
+                arrays.append(dataset[()])
+            vectors = _summed(arrays, picked, source)
             words = [str(w) for w in h5["vocab"]["words"].asstr()[()]]
     except UnicodeDecodeError as exc:
         raise BayesCompressError(f"{source}: unpacked values file is unreadable ({exc})") from exc
-    return WordVectors(vectors, words, source, "values", name)
+    return WordVectors(vectors, words, source, "values", "+".join(picked))
 
 
 def _from_word2vec(path: Path) -> WordVectors:
