@@ -64,18 +64,22 @@ def std_report(posterior: Posterior, tensor: str = "U", initial_std: float | Non
         rows = order[first - 1:last]
         if rows.size == 0:
             break
-        median_std = float(np.median(stds[rows]))
-        rms_mean = float(np.sqrt(np.mean(means[rows] ** 2)))
-        bands.append(BandStds(first, first + rows.size - 1, int(rows.size), median_std, rms_mean,
-                              median_std / rms_mean if rms_mean > 0 else float("inf")))
+        spread = _spread(stds[rows], means[rows])
+        bands.append(BandStds(first, first + rows.size - 1, int(rows.size), *spread))
     row_stds = np.median(stds, axis=1)
     correlation = float(spearmanr(np.log(np.maximum(counts, 1)), np.log(row_stds)).statistic)
     share = None
     if initial_std is not None:
         share = float(np.mean(np.abs(stds - initial_std) <= INITIAL_STD_TOLERANCE * initial_std))
-    rms_all = float(np.sqrt(np.mean(means ** 2)))
-    overall = float(np.median(stds)) / rms_all if rms_all > 0 else float("inf")
+    overall = _spread(stds, means)[2]
     return StdReport(tensor, bands, correlation, initial_std, share, overall)
+
+
+def _spread(stds: np.ndarray, means: np.ndarray) -> tuple[float, float, float]:
+    """(median std, rms of the means, their ratio) of a set of latents; the ratio is inf for zero means."""
+    median_std = float(np.median(stds))
+    rms_mean = float(np.sqrt(np.mean(means ** 2)))
+    return median_std, rms_mean, median_std / rms_mean if rms_mean > 0 else float("inf")
 
 
 def format_std_report(report: StdReport) -> str:
