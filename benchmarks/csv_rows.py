@@ -7,10 +7,19 @@ import os
 
 
 def append_row(path: str, row: dict) -> None:
-    """Append ``row`` to the CSV at ``path`` (header from its keys when the file does not exist yet)."""
-    exists = os.path.exists(path)
+    """Append ``row`` to the CSV at ``path``, in the columns of its header (written from the keys when new).
+
+    A row whose keys are not the header's columns is refused rather than written out of place.
+    """
+    fieldnames = list(row)
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        with open(path, newline="") as handle:
+            fieldnames = next(csv.reader(handle))
+        if set(fieldnames) != set(row):
+            raise ValueError(f"{path}: its columns {fieldnames} are not this row's {list(row)}")
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
     with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
         if not exists:
             writer.writeheader()
         writer.writerow(row)
