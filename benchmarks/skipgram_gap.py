@@ -10,6 +10,9 @@ Diagnostics of ours, each one fit:
   1 is the real ELBO. Only this benchmark can do it (it scales the sampler's standard normals).
 * ``--tail-averages``: also score the means averaged over the last 50 / 25 / 10% of the steps
   (one snapshot every 50 steps): is the end of the fit limited by the optimizer's noise?
+* ``--sgd-alpha A``: move the means by plain SGD instead of Adam, on word2vec's schedule (A decaying
+  linearly to 1e-4 / 0.025 of itself, per positive pair: the step's full-data gradient times
+  A * batch / positive pairs), the stds by Adam as before: is word2vec's edge its optimizer's path?
 
 Not run by CI.
 
@@ -80,6 +83,25 @@ def snapshot_tails(sums: dict, counts: dict) -> None:
     skipgram.learning_rate = recording
 
 
+def sgd_on_means(alpha: float, steps: int, batch: int, positive_pairs: float) -> None:
+    """Replace Adam's update of the means (locs.U, locs.V) by plain SGD with word2vec's linear decay."""
+    adam = skipgram.lazy_adam_step
+    done = {"steps": 0}
+
+    def update(optimizer, kernels=None):
+        fraction = done["steps"] / steps
+        done["steps"] += 1
+        rate = max(alpha * (1 - fraction), alpha * 1e-4 / 0.025) * batch / positive_pairs
+        parameters = optimizer.param_groups[0]["params"]
+        with torch.no_grad():
+            for index in (0, 2):  # skipgram.PARAMETERS: locs.U, scales.U, locs.V, scales.V
+                gradient = parameters[index].grad.coalesce()
+                parameters[index].index_add_(0, gradient.indices()[0], -rate * gradient.values())
+                parameters[index].grad = None  # Adam skips it
+        adam(optimizer, kernels)
+    skipgram.lazy_adam_step = update
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=("ours", "word2vec"))
@@ -92,6 +114,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=48000)
     parser.add_argument("--noise-scale", type=float, default=1.0)
     parser.add_argument("--tail-averages", action="store_true")
+    parser.add_argument("--sgd-alpha", type=float, help="plain SGD on the means from this rate (word2vec's)")
     parser.add_argument("--set", action="append", default=[], help="a SkipGramSettings field, key=value")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
@@ -111,6 +134,11 @@ def main() -> None:
         settings = skipgram.SkipGramSettings(**chosen)
         if args.noise_scale != 1.0:
             scale_sampler_noise(args.noise_scale)
+        if args.sgd_alpha:
+            positive_pairs = float(counts.subsampled(settings.subsample).positive.sum()
+                                   if settings.subsample > 0 else counts.positive.sum())
+            sgd_on_means(args.sgd_alpha, settings.steps, settings.batch, positive_pairs)
+            chosen["means_optimizer"] = f"sgd, alpha {args.sgd_alpha} decaying linearly"
         sums, snapshots = {}, {}
         if args.tail_averages:
             snapshot_tails(sums, snapshots)
