@@ -12,14 +12,14 @@ def append_row(path: str, row: dict) -> None:
     A row whose keys are not the header's columns is refused rather than written out of place.
     """
     fieldnames = list(row)
-    if os.path.exists(path) and os.path.getsize(path) > 0:
+    has_header = os.path.exists(path) and os.path.getsize(path) > 0
+    if has_header:
         with open(path, newline="") as handle:
             fieldnames = next(csv.reader(handle))
         if set(fieldnames) != set(row):
             raise ValueError(f"{path}: its columns {fieldnames} are not this row's {list(row)}")
-    exists = os.path.exists(path) and os.path.getsize(path) > 0
     with open(path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        if not exists:
+        if not has_header:
             writer.writeheader()
         writer.writerow(row)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from csv_rows import append_row  # benchmarks/csv_rows.py, beside this script
 from machine import describe_machine  # benchmarks/machine.py, beside this script
-from skipgram_vs_word2vec import word2vec_sentences
+from skipgram_vs_word2vec import train_word2vec, word2vec_sentences
 from tune_skipgram import parse_setting
 
 import bayescompress.fit.pairs as pairs
@@ -155,14 +155,11 @@ def main() -> None:
             rows.append({**budget, "means": f"averaged over the last {fraction:.0%}",
                          **scored(counts.words, averaged[:, :dim], averaged[:, dim:])})
     else:
-        from gensim.models import Word2Vec
-
         sentences = word2vec_sentences(args.corpus, options)
+        frequencies = dict(zip(counts.words, counts.word_counts.tolist(), strict=True))
         began = time.perf_counter()
-        model = Word2Vec(vector_size=100, window=args.window, sg=1, negative=10, min_count=1,
-                         sample=args.sample, workers=args.workers, seed=args.seed, epochs=args.epochs)
-        model.build_vocab_from_freq(dict(zip(counts.words, counts.word_counts.tolist(), strict=True)))
-        model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
+        model = train_word2vec(sentences, frequencies, dim=100, window=args.window, negatives=10,
+                               sample=args.sample, workers=args.workers, seed=args.seed, epochs=args.epochs)
         seconds = time.perf_counter() - began
         order = [model.wv.key_to_index[w] for w in counts.words]
         rows.append({"budget": f"{args.epochs} epochs, {args.workers} workers", "noise_scale": "",

@@ -72,6 +72,16 @@ def word2vec_sentences(corpus: str, options: CorpusOptions) -> list[list[str]]:
     return sentences
 
 
+def train_word2vec(sentences: list[list[str]], frequencies: dict[str, int], *, dim: int, window: int,
+                   negatives: int, sample: float, workers: int, seed: int, epochs: int) -> Word2Vec:
+    """gensim's skip-gram (sg=1) on our vocabulary (its counts, so both models share the words)."""
+    model = Word2Vec(vector_size=dim, window=window, sg=1, negative=negatives, min_count=1, sample=sample,
+                     workers=workers, seed=seed, epochs=epochs)
+    model.build_vocab_from_freq(frequencies)
+    model.train(sentences, total_examples=len(sentences), epochs=epochs)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", default=datapath(DEMO_CORPUS))
@@ -139,11 +149,9 @@ def main() -> None:
         frequencies = dict(zip(counts.words, counts.word_counts.tolist(), strict=True))
         for epochs in map(int, args.w2v_epochs.split(",")):
             began, cpu = time.perf_counter(), time.process_time()
-            model = Word2Vec(vector_size=args.dim, window=args.window, sg=1, negative=args.negatives,
-                             min_count=1, sample=args.w2v_sample, workers=args.w2v_workers, seed=args.seed,
-                             epochs=epochs)
-            model.build_vocab_from_freq(frequencies)
-            model.train(sentences, total_examples=len(sentences), epochs=epochs)
+            model = train_word2vec(sentences, frequencies, dim=args.dim, window=args.window,
+                                   negatives=args.negatives, sample=args.w2v_sample,
+                                   workers=args.w2v_workers, seed=args.seed, epochs=epochs)
             seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
             rows = [model.wv.key_to_index[w] for w in counts.words]
             w2v, w2v_context = model.wv.vectors[rows], model.syn1neg[rows]
