@@ -305,6 +305,7 @@ def cmd_fit_skipgram(args) -> int:
         vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
         lowercase=not args.keep_case, min_token_length=args.min_token_length,
         max_token_length=args.max_token_length, window_weights=args.window_weights,
+        subsample_tokens=args.subsample_tokens,
     )
     settings = SkipGramSettings(
         dim=args.dim, negatives=args.negatives, steps=args.steps, batch=args.batch, lr=args.lr,
@@ -525,6 +526,11 @@ def _add_fit_skipgram(models) -> None:
                     help="flat: every word in the window counts 1; linear: a word d places away counts "
                          "(window + 1 - d) / window, word2vec's dynamic window in expectation "
                          "(default %(default)s)")
+    sg.add_argument("--subsample-tokens", type=float, default=corpus["subsample_tokens"],
+                    help="word2vec's frequent-word threshold (its sample=, e.g. 1e-3) applied as word2vec "
+                         "does: frequent tokens dropped before windows, so farther words become "
+                         "neighbours; counts are the expected pairs. Not with --subsample "
+                         "(default %(default)s: off)")
     sg.add_argument("--negatives", type=int, default=model["negatives"],
                     help="expected negative samples per positive pair, k (default %(default)s)")
     sg.add_argument("--estimator", choices=("auto", "pairs", "dense"), default=model["estimator"],

@@ -14,18 +14,29 @@ Diagnostics of ours, each one fit:
   linearly to 1e-4 / 0.025 of itself, per positive pair: the step's full-data gradient times
   A * batch / positive pairs), the stds by Adam as before: is word2vec's edge its optimizer's path?
 
+And of word2vec: ``--document-order shuffled`` (documents shuffled by ``--seed``) or ``reversed``
+instead of the corpus's own order: SGD over an unshuffled corpus weighs the text it saw last
+most, which a count-based fit cannot. ``--save-vectors PREFIX`` writes PREFIX-U.npy and
+PREFIX-V.npy (word and context vectors, rows in our vocabulary's order) for
+``skipgram_objective.py``. ``--pairs FILE`` fits ours to word2vec's expected training pairs written by
+``skipgram_objective.py --counts-cache FILE`` (frequent tokens dropped before the window) instead
+of the linear-window counts, with ``subsample`` 0.
+
 Not run by CI.
 
     python benchmarks/skipgram_gap.py ours NAME CORPUS --vocab-size 30000 --steps 48000 \\
         [--noise-scale 0] [--tail-averages] [--set prior_std=0.3 ...] --csv OUT.csv
-    python benchmarks/skipgram_gap.py word2vec NAME CORPUS --vocab-size 30000 --epochs 10 --csv OUT.csv
+    python benchmarks/skipgram_gap.py word2vec NAME CORPUS --vocab-size 30000 --epochs 10 \\
+        [--document-order shuffled] --csv OUT.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +48,7 @@ from tune_skipgram import parse_setting
 import bayescompress.fit.pairs as pairs
 import bayescompress.fit.skipgram as skipgram
 from bayescompress.evaluate.analogy import evaluate_analogies
-from bayescompress.fit.corpus import CorpusOptions, count_corpus
+from bayescompress.fit.corpus import CoOccurrences, CorpusOptions, count_corpus
 
 TAIL_FRACTIONS = (0.5, 0.25, 0.1)
 SNAPSHOT_EVERY = 50
@@ -102,6 +113,13 @@ def sgd_on_means(alpha: float, steps: int, batch: int, positive_pairs: float) ->
     skipgram.lazy_adam_step = update
 
 
+def save_vectors(prefix: str | None, words: np.ndarray, contexts: np.ndarray) -> None:
+    """PREFIX-U.npy and PREFIX-V.npy, when a prefix is given."""
+    if prefix:
+        np.save(f"{prefix}-U.npy", np.asarray(words, dtype=np.float32))
+        np.save(f"{prefix}-V.npy", np.asarray(contexts, dtype=np.float32))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=("ours", "word2vec"))
@@ -119,6 +137,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--sample", type=float, default=1e-3, help="word2vec's frequent-word threshold")
+    parser.add_argument("--document-order", choices=("corpus", "shuffled", "reversed"), default="corpus",
+                        help="word2vec: the order its SGD visits the documents in")
+    parser.add_argument("--save-vectors", help="write PREFIX-U.npy and PREFIX-V.npy")
+    parser.add_argument("--pairs", help="ours: fit these counts (.npz of word2vec's expected pairs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
@@ -131,21 +153,29 @@ def main() -> None:
         chosen = {"estimator": "pairs", "steps": args.steps, "batch": 2048, "noise_contexts": 256,
                   "subsample": 1e-4, "init_scale": 0.1, "lr_decay": 0.02, "threads": 1, "seed": args.seed,
                   **parse_setting("x:" + ",".join(args.set))[1]}
-        settings = skipgram.SkipGramSettings(**chosen)
+        if args.pairs:
+            chosen["subsample"], chosen["pairs"] = 0.0, Path(args.pairs).name
+            fitted = CoOccurrences.load(args.pairs)
+            if fitted.words != counts.words:
+                raise SystemExit(f"{args.pairs}: not this corpus's vocabulary")
+        else:
+            fitted = counts
+        settings = skipgram.SkipGramSettings(**{k: v for k, v in chosen.items() if k != "pairs"})
         if args.noise_scale != 1.0:
             scale_sampler_noise(args.noise_scale)
         if args.sgd_alpha:
-            positive_pairs = float(counts.subsampled(settings.subsample).positive.sum()
-                                   if settings.subsample > 0 else counts.positive.sum())
+            positive_pairs = float(fitted.subsampled(settings.subsample).positive.sum()
+                                   if settings.subsample > 0 else fitted.positive.sum())
             sgd_on_means(args.sgd_alpha, settings.steps, settings.batch, positive_pairs)
             chosen["means_optimizer"] = f"sgd, alpha {args.sgd_alpha} decaying linearly"
         sums, snapshots = {}, {}
         if args.tail_averages:
             snapshot_tails(sums, snapshots)
         began = time.perf_counter()
-        fit = skipgram.fit_skipgram(counts, settings)
+        fit = skipgram.fit_skipgram(fitted, settings)
         seconds = time.perf_counter() - began
         means = {t: fit.posterior.tensors[t].mean for t in ("U", "V")}
+        save_vectors(args.save_vectors, means["U"], means["V"])
         budget = {"budget": f"{args.steps} steps", "noise_scale": args.noise_scale,
                   "seconds": round(seconds, 1), "settings": json.dumps(chosen, sort_keys=True)}
         rows.append({**budget, "means": "final", **scored(counts.words, means["U"], means["V"])})
@@ -156,15 +186,22 @@ def main() -> None:
                          **scored(counts.words, averaged[:, :dim], averaged[:, dim:])})
     else:
         sentences = word2vec_sentences(args.corpus, options)
+        if args.document_order == "shuffled":
+            random.Random(args.seed).shuffle(sentences)
+        elif args.document_order == "reversed":
+            sentences.reverse()
         frequencies = dict(zip(counts.words, counts.word_counts.tolist(), strict=True))
         began = time.perf_counter()
         model = train_word2vec(sentences, frequencies, dim=100, window=args.window, negatives=10,
                                sample=args.sample, workers=args.workers, seed=args.seed, epochs=args.epochs)
         seconds = time.perf_counter() - began
         order = [model.wv.key_to_index[w] for w in counts.words]
+        save_vectors(args.save_vectors, model.wv.vectors[order], model.syn1neg[order])
+        settings = {"sample": args.sample, "seed": args.seed}
+        if args.document_order != "corpus":  # rows before the option existed ran in the corpus's order
+            settings["document_order"] = args.document_order
         rows.append({"budget": f"{args.epochs} epochs, {args.workers} workers", "noise_scale": "",
-                     "seconds": round(seconds, 1), "means": "",
-                     "settings": json.dumps({"sample": args.sample, "seed": args.seed}),
+                     "seconds": round(seconds, 1), "means": "", "settings": json.dumps(settings),
                      **scored(counts.words, model.wv.vectors[order], model.syn1neg[order])})
     for row in rows:
         row = {**common, **row}

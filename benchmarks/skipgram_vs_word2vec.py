@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--window-weights", choices=WINDOW_WEIGHTS,
                         default=CORPUS_DEFAULTS["window_weights"],
                         help="our counts' weighting in the window (word2vec always uses its dynamic window)")
+    parser.add_argument("--subsample-tokens", type=float, default=CORPUS_DEFAULTS["subsample_tokens"],
+                        help="our counts: frequent tokens dropped before windows, as word2vec does")
     parser.add_argument("--w2v-epochs", default="5,10,20,40",
                         help="comma-separated epochs, one word2vec run each")
     parser.add_argument("--w2v-sample", type=float, default=1e-3)
@@ -112,12 +114,13 @@ def main() -> None:
         parser.add_argument(flag, type=kind, default=field.default)
     args = parser.parse_args()
     options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
-                            window_weights=args.window_weights)
+                            window_weights=args.window_weights, subsample_tokens=args.subsample_tokens)
     began = time.perf_counter()
     counts = count_corpus(args.corpus, options, cache_dir=args.cache_dir, progress=True)
     common = {"machine": describe_machine(f"torch {torch.__version__}"), "corpus": counts.source.get("name"),
               "tokens": counts.n_tokens, "vocab": counts.vocab_size, "window": args.window,
-              "window_weights": args.window_weights, "count_seconds": time.perf_counter() - began,
+              "window_weights": args.window_weights, "subsample_tokens": args.subsample_tokens,
+              "count_seconds": time.perf_counter() - began,
               "counts_from_cache": counts.from_cache,
               "positive_entries": int(counts.positive.nnz), "positive_pairs": int(counts.positive.sum())}
 

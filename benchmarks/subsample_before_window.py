@@ -40,7 +40,10 @@ from bayescompress.fit.skipgram import SkipGramSettings
 
 
 def dirty_counts(corpus: str, vocab_size: int, window: int, threshold: float,
-                 max_offset: int) -> CoOccurrences:
+                 max_offset: int, vocabulary_share: bool = False) -> CoOccurrences:
+    """word2vec's expected training pairs; ``vocabulary_share``: keep probabilities from each word's
+    share of the in-vocabulary tokens, as gensim computes them (else of all tokens, as the fourth
+    pass did: a threshold about 4% smaller at V = 30k on english.txt)."""
     options = CorpusOptions(vocab_size=vocab_size, min_count=2, window=window, window_weights="linear")
     with tempfile.TemporaryFile() as spool:
         scanned = scan_corpus(iter_documents(Path(corpus), options), spool)
@@ -54,7 +57,8 @@ def dirty_counts(corpus: str, vocab_size: int, window: int, threshold: float,
     breaks = ids == DOC_BREAK
     docs, ids = np.cumsum(breaks)[~breaks], ids[~breaks]
     word_counts = scanned.counts[chosen].astype(np.int64)
-    keep = keep_probabilities(word_counts, scanned.n_tokens, threshold)[ids]
+    total = int(word_counts.sum()) if vocabulary_share else scanned.n_tokens
+    keep = keep_probabilities(word_counts, total, threshold)[ids]
     n = len(ids)
     between = np.zeros((n, window))  # P(C = c) for c < W, per left token, at the current offset
     between[:, 0] = 1.0

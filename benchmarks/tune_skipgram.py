@@ -59,11 +59,13 @@ def main() -> None:
     parser.add_argument("--window-weights", choices=WINDOW_WEIGHTS,
                         default=CORPUS_DEFAULTS["window_weights"],
                         help="our counts' weighting in the window (word2vec always uses its dynamic window)")
+    parser.add_argument("--subsample-tokens", type=float, default=CORPUS_DEFAULTS["subsample_tokens"],
+                        help="our counts: frequent tokens dropped before windows, as word2vec does")
     parser.add_argument("--cache-dir")
     parser.add_argument("--csv", required=True)
     args = parser.parse_args()
     options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
-                            window_weights=args.window_weights)
+                            window_weights=args.window_weights, subsample_tokens=args.subsample_tokens)
     counts = count_corpus(args.corpus, options, cache_dir=args.cache_dir, progress=True)
     machine = describe_machine(f"torch {torch.__version__}")
     for text in args.settings:
@@ -85,6 +87,8 @@ def main() -> None:
                "spearman_log_count_log_std": round(stds.spearman_log_count_log_std, 3),
                "share_at_initial_std": stds.share_at_initial_std, "load_average_1min": os.getloadavg()[0],
                "machine": machine}
+        if args.subsample_tokens > 0:  # a column only where it was used, so older CSVs still take rows
+            row["subsample_tokens"] = args.subsample_tokens
         print(row, flush=True)
         append_row(args.csv, row)
 

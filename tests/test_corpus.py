@@ -98,6 +98,67 @@ def test_streamed_linear_counts_do_not_depend_on_where_the_chunks_end():
     assert np.array_equal(counter.counts().toarray(), one_shot)
 
 
+def dropped_token_counts(tokens: np.ndarray, keep: np.ndarray, window: int, draws: int,
+                         seed: int) -> np.ndarray:
+    """word2vec's subsampling, simulated: each draw drops every token of word w with probability
+    1 - keep[w] before windows are formed; the mean over the draws of the dynamic window's counts."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros((len(keep), len(keep)))
+    words = tokens != DOC_BREAK
+    for _ in range(draws):
+        kept = ~words | (rng.random(len(tokens)) < keep[np.where(words, tokens, 0)])
+        total += count_cooccurrences(tokens[kept], len(keep), window, window_weights="linear").toarray()
+    return total / draws
+
+
+def test_dropped_token_counts_are_word2vecs_pairs_after_subsampling_in_expectation():
+    tokens = random_stream(400, vocab_size=6, seed=11)
+    keep = np.array([0.5, 0.7, 1.0, 0.9, 0.6, 1.0])
+    exact = count_cooccurrences(tokens, 6, window=3, window_weights="linear", keep=keep).toarray()
+    simulated = dropped_token_counts(tokens, keep, window=3, draws=3000, seed=0)
+    linear = count_cooccurrences(tokens, 6, window=3, window_weights="linear").toarray()
+    thinned = linear * np.outer(keep, keep)  # what --subsample (clean, per pair) counts
+    # each cell: a sum of a few dozen pair indicators per draw, mean over 3000 draws: sd < 0.2
+    assert np.abs(exact - simulated).max() < 0.6
+    assert np.abs(exact - thinned).max() > 3  # dropped tokens really bring farther words into the window
+    assert np.allclose(exact, exact.T)
+
+
+def test_keeping_every_token_counts_the_plain_dynamic_window():
+    tokens = random_stream(500, vocab_size=8, seed=12)
+    exact = count_cooccurrences(tokens, 8, window=4, window_weights="linear", keep=np.ones(8)).toarray()
+    assert np.allclose(exact, count_cooccurrences(tokens, 8, window=4, window_weights="linear").toarray())
+
+
+def test_streamed_dropped_token_counts_do_not_depend_on_where_the_chunks_end():
+    tokens = random_stream(2500, vocab_size=12, seed=13)
+    keep = np.linspace(0.2, 1.0, 12)
+    one_shot = count_cooccurrences(tokens, 12, window=3, window_weights="linear", keep=keep).toarray()
+    counter = CooccurrenceCounter(12, window=3, window_weights="linear", keep=keep)
+    for piece in np.split(tokens, np.arange(5, len(tokens), 29)):
+        counter.add(piece)
+    assert np.allclose(counter.counts().toarray(), one_shot)
+
+
+def test_counting_with_dropped_tokens_uses_gensims_keep_probabilities_and_its_own_cache_key(tmp_path):
+    corpus = tmp_path / "topics.txt"
+    write_topic_corpus(corpus)
+    plain = CorpusOptions(vocab_size=20, min_count=1, window=3, window_weights="linear")
+    dropped = dataclasses.replace(plain, subsample_tokens=0.01)
+    assert corpus_module.cache_key(corpus, plain) != corpus_module.cache_key(corpus, dropped)
+    counts = count_corpus(corpus, dropped, cache_dir=tmp_path)
+    base = count_corpus(corpus, plain, cache_dir=tmp_path)
+    assert counts.positive.dtype == np.float64 and counts.words == base.words
+    assert 0 < counts.positive.sum() < base.positive.sum()
+    assert count_corpus(corpus, dropped, cache_dir=tmp_path).from_cache
+
+
+@pytest.mark.parametrize("threshold", [-1e-3, 1.0])
+def test_a_token_subsampling_threshold_outside_zero_to_one_is_refused(threshold):
+    with pytest.raises(BayesCompressError, match="subsample-tokens"):
+        CorpusOptions(subsample_tokens=threshold)
+
+
 def test_windows_never_cross_a_document_break():
     counts = count_cooccurrences(np.array([0, 1, DOC_BREAK, 2, 3]), vocab_size=4, window=5).toarray()
     assert counts[1, 2] == counts[2, 1] == counts[0, 3] == 0
@@ -255,10 +316,11 @@ def test_linear_counts_survive_the_cache_as_floats(tmp_path):
     assert not np.allclose(first.positive.data, np.round(first.positive.data))  # real fractions kept
 
 
-def test_flat_window_weights_keep_the_cache_keys_counts_had_before_the_option(tmp_path):
+def test_flat_window_weights_and_no_token_subsampling_keep_the_cache_keys_counts_had_before(tmp_path):
     corpus = write_topic_corpus(tmp_path / "t.txt")
     options = CorpusOptions(vocab_size=20, min_count=1)
-    fields = {k: v for k, v in dataclasses.asdict(options).items() if k != "window_weights"}
+    added_later = ("window_weights", "subsample_tokens")
+    fields = {k: v for k, v in dataclasses.asdict(options).items() if k not in added_later}
     identity = {"path": str(corpus.resolve()), "size": corpus.stat().st_size,
                 "mtime_ns": corpus.stat().st_mtime_ns, "options": fields,
                 "version": corpus_module.CACHE_VERSION}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -87,6 +88,13 @@ def test_a_subsampled_fit_still_separates_the_topics_and_records_its_threshold(t
     assert all(scores[w, same[w]].mean() > scores[w, ~same[w]].mean() for w in range(topic_counts.vocab_size))
     assert fit.posterior.metadata["settings"]["subsample"] == 0.05
     assert fit.posterior.metadata["corpus"]["positive_pairs"] < int(topic_counts.positive.sum())
+
+
+def test_subsampling_pairs_of_counts_whose_tokens_were_already_subsampled_is_refused(topic_counts):
+    counted = dataclasses.replace(topic_counts, options=dataclasses.replace(topic_counts.options,
+                                                                            subsample_tokens=1e-3))
+    with pytest.raises(BayesCompressError, match="--subsample-tokens"):
+        fit_skipgram(counted, SkipGramSettings(steps=2, subsample=0.05, **TOPIC_SETTINGS["pairs"]))
 
 
 @pytest.mark.parametrize("threshold", [-1e-3, 1.0])

@@ -14,6 +14,9 @@ Conventions (those of word2vec and of Bamler & Mandt 2017, "Dynamic word embeddi
   With ``window_weights="linear"`` a pair at distance ``d`` counts ``(window + 1 - d) / window``:
   the expected count under word2vec's dynamic window, which shrinks each position's window to a
   size drawn uniformly from 1..window, so nearer words count more.
+* With ``subsample_tokens=T`` (word2vec's ``sample=T``) the counts are word2vec's expected training
+  pairs when it drops each token of a frequent word before forming windows, so words on either
+  side of dropped tokens become neighbours: see ``CooccurrenceCounter``.
 * ``n-[i, j] = k * n+[i, :].sum() * P(j)`` with ``P(j) = c_j**0.75 / sum_j' c_j'**0.75`` and
   ``c_j`` the corpus count of vocabulary word ``j``: the expected number of times word2vec's
   negative sampling draws ``j`` as a negative for ``i`` when every positive pair draws ``k``
@@ -59,6 +62,7 @@ _HEAD_BYTES = 1 << 16  # what is checked for binary content and a Wikipedia head
 _MAX_INVALID_SHARE = 0.1  # Latin-1 prose has a few non-UTF-8 bytes; binary data has far more
 _PIECE_CHARS = 1 << 20  # plain text is read in pieces of at most this many characters
 _SPOOL_TOKENS = 1 << 20  # ids are written to the spool file in runs of this many
+DROPPED_TOKENS_REACH = 4  # with tokens dropped before windows, pairs reach 4 x window raw positions
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class CorpusOptions:
     min_token_length: int = CORPUS_DEFAULTS["min_token_length"]
     max_token_length: int = CORPUS_DEFAULTS["max_token_length"]
     window_weights: str = CORPUS_DEFAULTS["window_weights"]
+    subsample_tokens: float = CORPUS_DEFAULTS["subsample_tokens"]  # word2vec's sample, before windows
 
     def __post_init__(self):
         for name in ("vocab_size", "min_count", "window", "min_token_length"):
@@ -86,6 +91,9 @@ class CorpusOptions:
         if self.window_weights not in WINDOW_WEIGHTS:
             raise BayesCompressError(f"window-weights must be one of {', '.join(WINDOW_WEIGHTS)}, got "
                                      f"{self.window_weights!r}")
+        if not 0 <= self.subsample_tokens < 1:
+            raise BayesCompressError(f"subsample-tokens must be at least 0 and below 1, got "
+                                     f"{self.subsample_tokens}")
 
 
 def tokenize(text: str, options: CorpusOptions) -> list[str]:
@@ -294,10 +302,17 @@ def choose_vocabulary(counts: np.ndarray, vocab_size: int, min_count: int, sourc
 class CooccurrenceCounter:
     """Streaming window counts: feed id chunks (DOC_BREAK between documents), read ``counts()``.
 
-    Chunks may split documents anywhere; the last ``window`` ids of a chunk are carried over, so
+    Chunks may split documents anywhere; the last ``reach`` ids of a chunk are carried over, so
     the result does not depend on the chunking. Each chunk's pairs are merged with
     ``np.unique``; per-chunk sparse matrices are summed lazily, so memory is bounded by the
     number of distinct pairs, not the number of tokens.
+
+    With ``keep`` (each word's probability that word2vec keeps a token of it) the counts are
+    word2vec's expected pairs when tokens are dropped before windows: two tokens ``o`` apart, with
+    ``C`` survivors among the ``o - 1`` between them (a Poisson-binomial, tracked per position as
+    the offset grows), are a pair with weight ``keep(a) keep(b) E[w(C + 1); C < window]``, ``w`` the
+    window weight of a distance. Offsets reach ``4 * window``, where a pair needs at least
+    ``3 * window`` dropped tokens in between.
 
     >>> counter = CooccurrenceCounter(vocab_size=3, window=1)
     >>> counter.add(np.array([0, 1, DOC_BREAK, 1, 2]))
@@ -305,10 +320,13 @@ class CooccurrenceCounter:
     [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
 
-    def __init__(self, vocab_size: int, window: int, window_weights: str = "flat"):
+    def __init__(self, vocab_size: int, window: int, window_weights: str = "flat",
+                 keep: np.ndarray | None = None):
         self.vocab_size = int(vocab_size)
         self.window = int(window)
         self.linear = window_weights == "linear"
+        self.keep = None if keep is None else np.asarray(keep, dtype=np.float64)
+        self.reach = self.window if self.keep is None else DROPPED_TOKENS_REACH * self.window
         self._carry_ids = np.zeros(0, dtype=np.int64)
         self._carry_docs = np.zeros(0, dtype=np.int64)
         self._document = 0
@@ -325,19 +343,50 @@ class CooccurrenceCounter:
         ids = np.concatenate([self._carry_ids, tokens[~breaks]])
         docs = np.concatenate([self._carry_docs, documents[~breaks]])
         n_old = len(self._carry_ids)
+        if self.keep is not None:
+            self._add_dropped_token_pairs(ids, docs, n_old)
+        else:
+            keys, weights = [], []
+            for offset in range(1, self.window + 1):
+                start = max(n_old - offset, 0)  # the right-hand word of each pair is new in this chunk
+                if start + offset >= len(ids):
+                    break
+                left, right = ids[start:len(ids) - offset], ids[start + offset:]
+                same = docs[start:len(ids) - offset] == docs[start + offset:]
+                keys.append(left[same] * self.vocab_size + right[same])
+                if self.linear:  # integer weights window + 1 - offset here, divided by window in counts()
+                    weights.append(np.full(len(keys[-1]), self.window + 1 - offset, dtype=np.int64))
+            if keys:
+                self._add_keys(np.concatenate(keys), np.concatenate(weights) if weights else None)
+        self._carry_ids, self._carry_docs = ids[-self.reach:], docs[-self.reach:]
+
+    def _add_dropped_token_pairs(self, ids: np.ndarray, docs: np.ndarray, n_old: int) -> None:
+        """Expected pairs whose right-hand token is new, when tokens are dropped before windows."""
+        first = max(n_old - self.reach, 0)  # the leftmost token that can pair with a new one
+        keep = self.keep[ids[first:]]
+        lefts = len(ids) - first - 1
+        if lefts <= 0:
+            return
+        distance = np.arange(1, self.window + 1)
+        window_weight = (self.window + 1 - distance) / self.window if self.linear else np.ones(self.window)
+        between = np.zeros((lefts, self.window))  # P(C = c survivors in between), c < window
+        between[:, 0] = 1.0
         keys, weights = [], []
-        for offset in range(1, self.window + 1):
-            start = max(n_old - offset, 0)  # the right-hand word of each pair is new in this chunk
-            if start + offset >= len(ids):
+        for offset in range(1, self.reach + 1):
+            m = lefts + 1 - offset  # left tokens with a token `offset` to their right
+            if m <= 0:
                 break
-            left, right = ids[start:len(ids) - offset], ids[start + offset:]
-            same = docs[start:len(ids) - offset] == docs[start + offset:]
-            keys.append(left[same] * self.vocab_size + right[same])
-            if self.linear:  # integer weights window + 1 - offset here, divided by window in counts()
-                weights.append(np.full(len(keys[-1]), self.window + 1 - offset, dtype=np.int64))
-        self._carry_ids, self._carry_docs = ids[-self.window:], docs[-self.window:]
-        if keys:
-            self._add_keys(np.concatenate(keys), np.concatenate(weights) if weights else None)
+            current = between[:m]
+            weight = keep[:m] * keep[offset:offset + m] * (current @ window_weight)
+            left = np.arange(first, first + m)
+            useful = ((left + offset >= n_old) & (docs[left] == docs[left + offset]) & (weight > 0))
+            keys.append(ids[left[useful]] * self.vocab_size + ids[left[useful] + offset])
+            weights.append(weight[useful])
+            survives = keep[offset:offset + m, None]  # the token at left + offset joins those between
+            shifted = np.zeros_like(current)
+            shifted[:, 1:] = current[:, :-1]
+            between = current * (1 - survives) + shifted * survives
+        self._add_keys(np.concatenate(keys), np.concatenate(weights))
 
     def _add_keys(self, keys: np.ndarray, weights: np.ndarray | None = None) -> None:
         if keys.size == 0:
@@ -346,10 +395,12 @@ class CooccurrenceCounter:
             pairs, counts = np.unique(keys, return_counts=True)
         else:
             pairs, inverse = np.unique(keys, return_inverse=True)
-            counts = np.bincount(inverse, weights=weights).round().astype(np.int64)  # exact: integers
+            counts = np.bincount(inverse, weights=weights)
+            if self.keep is None:
+                counts = counts.round().astype(np.int64)  # exact: integer weights
         rows, cols = np.divmod(pairs, self.vocab_size)
         shape = (self.vocab_size, self.vocab_size)
-        self._pending.append(sp.csr_matrix((counts.astype(np.int64), (rows, cols)), shape=shape))
+        self._pending.append(sp.csr_matrix((counts, (rows, cols)), shape=shape))
         self._pending_nnz += len(pairs)
         if self._pending_nnz > max(self._total.nnz, 1 << 22):  # merge when pending outgrows the total
             self._merge()
@@ -360,21 +411,24 @@ class CooccurrenceCounter:
         self._pending, self._pending_nnz = [], 0
 
     def counts(self) -> sp.csr_matrix:
-        """Symmetric n+ (CSR; int64 flat, float64 linear): ordered pairs counted in both directions."""
+        """Symmetric n+ (CSR; int64 flat, float64 linear or dropped tokens): ordered pairs counted in
+        both directions."""
         self._merge()
         ordered = self._total
         both = (ordered + ordered.T).tocsr()
         both.sum_duplicates()
         both.sort_indices()
-        if self.linear:
+        if self.keep is not None:
+            both = both.astype(np.float64)
+        elif self.linear:
             both = both.astype(np.float64) / self.window
         return both
 
 
 def count_cooccurrences(tokens: np.ndarray, vocab_size: int, window: int,
-                        window_weights: str = "flat") -> sp.csr_matrix:
+                        window_weights: str = "flat", keep: np.ndarray | None = None) -> sp.csr_matrix:
     """n+ of one id array (DOC_BREAK between documents) in one call; see CooccurrenceCounter."""
-    counter = CooccurrenceCounter(vocab_size, window, window_weights)
+    counter = CooccurrenceCounter(vocab_size, window, window_weights, keep)
     counter.add(tokens)
     return counter.counts()
 
@@ -508,11 +562,13 @@ def cache_key(path: str | os.PathLike, options: CorpusOptions) -> str:
 
 
 def _key_options(options: CorpusOptions) -> dict:
-    """The options as the cache key sees them: flat window weights are left out, so counts cached
-    before the option existed keep their keys."""
+    """The options as the cache key sees them: flat window weights and no token subsampling are left
+    out, so counts cached before those options existed keep their keys."""
     fields = dataclasses.asdict(options)
     if fields["window_weights"] == "flat":
         del fields["window_weights"]
+    if fields["subsample_tokens"] == 0:
+        del fields["subsample_tokens"]
     return fields
 
 
@@ -564,8 +620,12 @@ def _count_corpus_file(source: Path, options: CorpusOptions, progress: bool) -> 
         vocab_id = np.full(len(scanned.words) + 1, DROPPED, dtype=np.int64)
         vocab_id[chosen] = np.arange(len(chosen))
         vocab_id[DOC_BREAK] = DOC_BREAK
-        counter = CooccurrenceCounter(len(chosen), options.window, options.window_weights)
-        chunk = max(1 << 16, (1 << 22) // options.window)
+        keep = None
+        if options.subsample_tokens > 0:  # gensim's keep probabilities: shares of in-vocabulary tokens
+            in_vocabulary = scanned.counts[chosen]
+            keep = keep_probabilities(in_vocabulary, int(in_vocabulary.sum()), options.subsample_tokens)
+        counter = CooccurrenceCounter(len(chosen), options.window, options.window_weights, keep)
+        chunk = max(1 << 16, (1 << 22) // counter.reach)
         spool.seek(0)
         with tqdm(total=scanned.n_tokens, desc="counting pairs", unit=" tokens", unit_scale=True,
                   disable=None if progress else True) as bar:

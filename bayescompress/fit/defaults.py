@@ -12,6 +12,7 @@ CORPUS_DEFAULTS = {
     "min_token_length": 2,
     "max_token_length": 15,
     "window_weights": "flat",  # "linear": word2vec's dynamic window, as expected counts
+    "subsample_tokens": 0.0,  # word2vec's sample=t, tokens dropped before windows, as expected counts
 }
 WINDOW_WEIGHTS = ("flat", "linear")  # every offset counts 1 / word2vec's dynamic window in expectation
 

@@ -294,6 +294,8 @@ def _checkpoint_identity(counts: CoOccurrences, settings: SkipGramSettings) -> d
     }
     if counts.options.window_weights != "flat":  # absent when flat: checkpoints from before still resume
         identity["window_weights"] = counts.options.window_weights
+    if counts.options.subsample_tokens > 0:  # likewise
+        identity["subsample_tokens"] = counts.options.subsample_tokens
     return identity
 
 
@@ -369,6 +371,7 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
     from tqdm.auto import tqdm
 
     settings = settings.resolved(counts.vocab_size)
+    refuse_double_subsampling(counts.options, settings)
     if settings.subsample > 0:
         counts = counts.subsampled(settings.subsample)
     group = group or ProcessGroup(device=device_for(settings.device))
@@ -507,6 +510,12 @@ def log_likelihood_per_pair(counts: CoOccurrences, word_vectors: np.ndarray, con
     return total / float(counts.positive.sum() + negative_rows.sum())
 
 
+def refuse_double_subsampling(options: CorpusOptions, settings: SkipGramSettings) -> None:
+    """Counts whose tokens were subsampled (--subsample-tokens) must not be thinned again per pair."""
+    if options.subsample_tokens > 0 and settings.subsample > 0:
+        raise BayesCompressError("--subsample and --subsample-tokens both thin frequent words: choose one")
+
+
 def fit_skipgram_corpus(corpus: str | os.PathLike, output: str | os.PathLike, corpus_options: CorpusOptions,
                         settings: SkipGramSettings, cache_dir: str | os.PathLike | None = None,
                         use_cache: bool = True, overwrite: bool = False, progress: bool = True) -> FitResult:
@@ -516,6 +525,7 @@ def fit_skipgram_corpus(corpus: str | os.PathLike, output: str | os.PathLike, co
     cache), all ranks train, and only rank 0 writes ``output`` and checkpoints.
     """
     check_output_path(output, overwrite=overwrite, inputs=(corpus,))
+    refuse_double_subsampling(corpus_options, settings)  # before minutes of counting
     if settings.checkpoint:
         if Path(settings.checkpoint).resolve() in (Path(output).resolve(), Path(corpus).resolve()):
             raise BayesCompressError(f"{settings.checkpoint}: the checkpoint must be a file of its own")
