@@ -18,9 +18,9 @@ And of word2vec: ``--document-order shuffled`` (documents shuffled by ``--seed``
 instead of the corpus's own order: SGD over an unshuffled corpus weighs the text it saw last
 most, which a count-based fit cannot. ``--save-vectors PREFIX`` writes PREFIX-U.npy and
 PREFIX-V.npy (word and context vectors, rows in our vocabulary's order) for
-``skipgram_objective.py``. ``--pairs FILE`` fits ours to word2vec's expected training pairs written by
-``skipgram_objective.py --counts-cache FILE`` (frequent tokens dropped before the window) instead
-of the linear-window counts, with ``subsample`` 0.
+``skipgram_objective.py``. ``--subsample-tokens T`` fits ours to word2vec's expected training pairs
+(frequent tokens dropped before the window, ``bayescompress fit skipgram --subsample-tokens``)
+instead of the linear-window counts, with ``subsample`` 0.
 
 Not run by CI.
 
@@ -36,7 +36,6 @@ import argparse
 import json
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,7 +47,7 @@ from tune_skipgram import parse_setting
 import bayescompress.fit.pairs as pairs
 import bayescompress.fit.skipgram as skipgram
 from bayescompress.evaluate.analogy import evaluate_analogies
-from bayescompress.fit.corpus import CoOccurrences, CorpusOptions, count_corpus
+from bayescompress.fit.corpus import CorpusOptions, count_corpus
 
 TAIL_FRACTIONS = (0.5, 0.25, 0.1)
 SNAPSHOT_EVERY = 50
@@ -140,11 +139,12 @@ def main() -> None:
     parser.add_argument("--document-order", choices=("corpus", "shuffled", "reversed"), default="corpus",
                         help="word2vec: the order its SGD visits the documents in")
     parser.add_argument("--save-vectors", help="write PREFIX-U.npy and PREFIX-V.npy")
-    parser.add_argument("--pairs", help="ours: fit these counts (.npz of word2vec's expected pairs)")
+    parser.add_argument("--subsample-tokens", type=float, default=0.0,
+                        help="ours: counts with frequent tokens dropped before windows, as word2vec does")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
-                            window_weights="linear")
+                            window_weights="linear", subsample_tokens=args.subsample_tokens)
     counts = count_corpus(args.corpus, options)
     common = {"name": args.name, "model": args.model, "vocab": counts.vocab_size,
               "machine": describe_machine(f"torch {torch.__version__}")}
@@ -153,26 +153,21 @@ def main() -> None:
         chosen = {"estimator": "pairs", "steps": args.steps, "batch": 2048, "noise_contexts": 256,
                   "subsample": 1e-4, "init_scale": 0.1, "lr_decay": 0.02, "threads": 1, "seed": args.seed,
                   **parse_setting("x:" + ",".join(args.set))[1]}
-        if args.pairs:
-            chosen["subsample"], chosen["pairs"] = 0.0, Path(args.pairs).name
-            fitted = CoOccurrences.load(args.pairs)
-            if fitted.words != counts.words:
-                raise SystemExit(f"{args.pairs}: not this corpus's vocabulary")
-        else:
-            fitted = counts
-        settings = skipgram.SkipGramSettings(**{k: v for k, v in chosen.items() if k != "pairs"})
+        if args.subsample_tokens > 0:  # the counts are subsampled already
+            chosen["subsample"], chosen["subsample_tokens"] = 0.0, args.subsample_tokens
+        settings = skipgram.SkipGramSettings(**{k: v for k, v in chosen.items() if k != "subsample_tokens"})
         if args.noise_scale != 1.0:
             scale_sampler_noise(args.noise_scale)
         if args.sgd_alpha:
-            positive_pairs = float(fitted.subsampled(settings.subsample).positive.sum()
-                                   if settings.subsample > 0 else fitted.positive.sum())
+            positive_pairs = float(counts.subsampled(settings.subsample).positive.sum()
+                                   if settings.subsample > 0 else counts.positive.sum())
             sgd_on_means(args.sgd_alpha, settings.steps, settings.batch, positive_pairs)
             chosen["means_optimizer"] = f"sgd, alpha {args.sgd_alpha} decaying linearly"
         sums, snapshots = {}, {}
         if args.tail_averages:
             snapshot_tails(sums, snapshots)
         began = time.perf_counter()
-        fit = skipgram.fit_skipgram(fitted, settings)
+        fit = skipgram.fit_skipgram(counts, settings)
         seconds = time.perf_counter() - began
         means = {t: fit.posterior.tensors[t].mean for t in ("U", "V")}
         save_vectors(args.save_vectors, means["U"], means["V"])

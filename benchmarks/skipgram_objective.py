@@ -2,13 +2,14 @@
 
 The objective is the skip-gram negative-sampling log-likelihood
 ``sum_ij n+_ij log s(u_i . v_j) + n-_ij log s(-u_i . v_j)`` on word2vec's expected training pairs
-(frequent tokens dropped before its dynamic window, ``subsample_before_window.dirty_counts`` with
-gensim's keep probabilities; ``n-`` = k x row totals x the unigram^0.75 noise), computed exactly
+(frequent tokens dropped before its dynamic window with gensim's keep probabilities: the counts of
+``bayescompress fit skipgram --subsample-tokens``, from the count cache; ``n-`` = k x row totals x
+the unigram^0.75 noise), computed exactly
 in row blocks and divided by the number of positive pairs. It asks whether a model that scores
 higher on analogies also fits the data better. Vectors come from ``skipgram_gap.py
 --save-vectors PREFIX`` (PREFIX-U.npy, PREFIX-V.npy). Not run by CI.
 
-    python benchmarks/skipgram_objective.py CORPUS PREFIX... --counts-cache counts-1e-3.npz --csv OUT.csv
+    python benchmarks/skipgram_objective.py CORPUS PREFIX... --csv OUT.csv
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from csv_rows import append_row  # benchmarks/csv_rows.py, beside this script
-from subsample_before_window import dirty_counts
 
-from bayescompress.fit.corpus import CoOccurrences
+from bayescompress.fit.corpus import CoOccurrences, CorpusOptions, count_corpus
 
 BANDS = ((0, 100), (100, 1000), (1000, 5000), (5000, 10000), (10000, 30000), (30000, 100000))
 ROWS_PER_BLOCK = 1000
@@ -51,20 +51,16 @@ def main() -> None:
     parser.add_argument("corpus")
     parser.add_argument("prefixes", nargs="+", help="PREFIX of PREFIX-U.npy / PREFIX-V.npy")
     parser.add_argument("--vocab-size", type=int, default=30000)
+    parser.add_argument("--min-count", type=int, default=2)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--negatives", type=int, default=10)
     parser.add_argument("--threshold", type=float, default=1e-3, help="word2vec's sample (its default)")
-    parser.add_argument("--counts-cache", help="the expected pairs are read from / written to this .npz")
     parser.add_argument("--csv", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.counts_cache and Path(args.counts_cache).is_file():
-        counts = CoOccurrences.load(args.counts_cache)
-    else:
-        counts = dirty_counts(args.corpus, args.vocab_size, args.window, args.threshold, 4 * args.window,
-                              vocabulary_share=True)
-        if args.counts_cache:
-            counts.save(args.counts_cache)
+    counts = count_corpus(args.corpus, CorpusOptions(
+        vocab_size=args.vocab_size, min_count=args.min_count, window=args.window, window_weights="linear",
+        subsample_tokens=args.threshold), progress=True)
     positive_rows = np.asarray(counts.positive.sum(axis=1)).ravel()
     for prefix in args.prefixes:
         words, contexts = np.load(f"{prefix}-U.npy"), np.load(f"{prefix}-V.npy")

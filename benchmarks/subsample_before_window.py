@@ -17,72 +17,26 @@ With threshold 0 the counts equal ``--window-weights linear``'s. Not run by CI.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
 from tune_skipgram import timed_fit  # benchmarks/tune_skipgram.py, beside this script
 
-from bayescompress.fit.corpus import (
-    DOC_BREAK,
-    DROPPED,
-    CoOccurrences,
-    CorpusOptions,
-    choose_vocabulary,
-    iter_documents,
-    keep_probabilities,
-    scan_corpus,
-)
+from bayescompress.fit.corpus import CoOccurrences, CorpusOptions, count_corpus
 from bayescompress.fit.skipgram import SkipGramSettings
 
 
-def dirty_counts(corpus: str, vocab_size: int, window: int, threshold: float,
-                 max_offset: int, vocabulary_share: bool = False) -> CoOccurrences:
-    """word2vec's expected training pairs; ``vocabulary_share``: keep probabilities from each word's
-    share of the in-vocabulary tokens, as gensim computes them (else of all tokens, as the fourth
-    pass did: a threshold about 4% smaller at V = 30k on english.txt)."""
-    options = CorpusOptions(vocab_size=vocab_size, min_count=2, window=window, window_weights="linear")
-    with tempfile.TemporaryFile() as spool:
-        scanned = scan_corpus(iter_documents(Path(corpus), options), spool)
-        chosen = choose_vocabulary(scanned.counts, vocab_size, 2, corpus)
-        vocab_id = np.full(len(scanned.words) + 1, DROPPED, dtype=np.int64)
-        vocab_id[chosen] = np.arange(len(chosen))
-        vocab_id[DOC_BREAK] = DOC_BREAK
-        spool.seek(0)
-        ids = vocab_id[np.fromfile(spool, dtype=np.int32)]
-    ids = ids[ids != DROPPED]  # word2vec drops out-of-vocabulary tokens before anything else
-    breaks = ids == DOC_BREAK
-    docs, ids = np.cumsum(breaks)[~breaks], ids[~breaks]
-    word_counts = scanned.counts[chosen].astype(np.int64)
-    total = int(word_counts.sum()) if vocabulary_share else scanned.n_tokens
-    keep = keep_probabilities(word_counts, total, threshold)[ids]
-    n = len(ids)
-    between = np.zeros((n, window))  # P(C = c) for c < W, per left token, at the current offset
-    between[:, 0] = 1.0
-    distance_weights = (window - np.arange(window)) / window
-    total = sp.csr_matrix((vocab_size, vocab_size))
-    for offset in range(1, max_offset + 1):
-        m = n - offset
-        if m <= 0:
-            break
-        current = between[:m]
-        weights = keep[:m] * keep[offset:] * (current @ distance_weights)
-        same = (docs[:m] == docs[offset:]) & (weights > 0)
-        total = total + sp.coo_matrix((weights[same], (ids[:m][same], ids[offset:][same])),
-                                      shape=(vocab_size, vocab_size)).tocsr()
-        survives = keep[offset:offset + m][:, None]  # the token at p + offset joins those in between
-        shifted = np.zeros_like(current)
-        shifted[:, 1:] = current[:, :-1]
-        between = current * (1 - survives) + shifted * survives
-    both = (total + total.T).tocsr()
-    both.sum_duplicates()
-    both.sort_indices()
-    return CoOccurrences(words=[scanned.words[i] for i in chosen], word_counts=word_counts, positive=both,
-                         n_tokens=scanned.n_tokens, n_documents=scanned.n_documents, options=options,
-                         source={"name": Path(corpus).name, "path": corpus})
+def dirty_counts(corpus: str, vocab_size: int, window: int, threshold: float) -> CoOccurrences:
+    """word2vec's expected pairs, counted by ``--subsample-tokens`` (the product's counter since the
+    seventh pass). This experiment took each word's share of *all* tokens for its keep probability,
+    gensim (and ``--subsample-tokens``) its share of the in-vocabulary tokens; the keep probability
+    depends on share / threshold only, so the threshold is scaled by the ratio of the two totals."""
+    plain = CorpusOptions(vocab_size=vocab_size, min_count=2, window=window, window_weights="linear")
+    counted = count_corpus(corpus, plain)
+    scale = counted.n_tokens / float(counted.word_counts.sum())
+    return count_corpus(corpus, dataclasses.replace(plain, subsample_tokens=threshold * scale))
 
 
 def main() -> None:
@@ -94,7 +48,7 @@ def main() -> None:
     parser.add_argument("--settings", default="{}", help="SkipGramSettings fields as JSON (subsample is 0)")
     args = parser.parse_args()
     began = time.perf_counter()
-    counts = dirty_counts(args.corpus, args.vocab_size, args.window, args.threshold, 4 * args.window)
+    counts = dirty_counts(args.corpus, args.vocab_size, args.window, args.threshold)
     count_seconds = time.perf_counter() - began
     values = json.loads(args.settings) | {"subsample": 0.0}
     settings = SkipGramSettings(**values).resolved(counts.vocab_size)
