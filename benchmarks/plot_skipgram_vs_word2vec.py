@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLUMNS = ("source", "vocab", "model", "budget",
            "seconds", "cpu_seconds", "peak_rss_mib", "hits_at_10", "hits_at_10_u_plus_v", "gensim_top1",
            "wordsim353_spearman", "questions", "spearman_log_count_log_std", "share_at_initial_std",
-           "estimator", "batch", "noise_contexts", "lr", "window_weights", "subsample", "compiled_step",
-           "torch_threads", "machine")
+           "estimator", "batch", "noise_contexts", "lr", "window_weights", "subsample", "subsample_tokens",
+           "compiled_step", "torch_threads", "machine")
 
 # (model, column, marker, colour, legend): each model's own word vectors, and input + output vectors summed
 SERIES = (("ours (U means)", "hits_at_10", "o-", "C0", "ours (U means)"),
@@ -44,6 +44,8 @@ def rows_of(entries: list[dict]) -> list[dict]:
             if settings.get("estimator") == "pairs":
                 budget += f", M {settings.get('noise_contexts')}"
             budget += f", init std {settings.get('init_scale')}"
+            if entry.get("subsample_tokens"):
+                budget += f", drop {entry['subsample_tokens']:g}"
         rows.append({
             "source": source, "vocab": entry["vocab"], "model": "ours (U means)" if ours else "word2vec sg",
             "budget": budget,
@@ -60,6 +62,8 @@ def rows_of(entries: list[dict]) -> list[dict]:
             "lr": settings.get("lr", ""),
             "window_weights": entry.get("window_weights", "flat") if ours else "dynamic window",
             "subsample": settings.get("subsample", 0.0) if ours else entry.get("sample", ""),
+            # ours: tokens dropped before windows (word2vec's own subsampling, as expected counts)
+            "subsample_tokens": entry.get("subsample_tokens", 0.0) if ours else "",
             "compiled_step": entry.get("compiled_step", ""),
             "torch_threads": entry.get("torch_threads", entry.get("workers", "")),
             "machine": entry["machine"],
@@ -103,9 +107,11 @@ def main() -> None:
                     for seconds, hits, budget in points if key == "hits_at_10" else ():
                         axis.annotate(budget, (seconds, hits), fontsize=7, xytext=(3, 3),
                                       textcoords="offset points")
-            axis.set(title=f"V = {vocab:,}", xlabel=label, ylabel="Hits@10 (ties against)")
+            sources = ", ".join(sorted({row["source"] for row in rows if row["vocab"] == vocab}))
+            axis.set_title(f"V = {vocab:,} ({sources})", fontsize=9)
+            axis.set(xlabel=label, ylabel="Hits@10 (ties against)")
             axis.grid(alpha=0.3)
-            axis.legend()
+            axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(args.png, dpi=110)
 
