@@ -105,7 +105,8 @@ def main() -> None:
                     axis.plot([p[0] for p in points], [p[1] for p in points], marker, color=colour,
                               label=legend, alpha=1.0 if key == "hits_at_10" else 0.5)
                     for seconds, hits, budget in points if key == "hits_at_10" else ():
-                        axis.annotate(budget, (seconds, hits), fontsize=7, xytext=(3, 3),
+                        # steps or epochs only: the full settings are in the CSV, long labels overlap
+                        axis.annotate(budget.split(",")[0], (seconds, hits), fontsize=7, xytext=(3, 3),
                                       textcoords="offset points")
             sources = ", ".join(sorted({row["source"] for row in rows if row["vocab"] == vocab}))
             axis.set_title(f"V = {vocab:,} ({sources})", fontsize=9)
