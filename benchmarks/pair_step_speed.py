@@ -1,7 +1,8 @@
-"""Speed of one sampled-pair step: a baseline revision's pairs.py against today's, eager and compiled.
+"""Speed of one sampled-pair step: a baseline revision's pairs.py (and fused.py) against today's.
 
 The variants take turns step by step in one process (same draws, each on its own copy of the
-guide and optimizer), so a busy machine slows them alike and the ratios stay fair. Not run by CI.
+guide and optimizer), so a busy machine slows them alike and the ratios stay fair. The baseline
+runs as that revision's fit ran it (compiled where it had compiled kernels). Not run by CI.
 
     python benchmarks/pair_step_speed.py data/corpora/english.txt --vocab-size 30000 --min-count 2 \\
         --window 5 --baseline-rev 90693f5 --steps 200 --csv benchmarks/results/pair-step-speed.csv
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -31,19 +33,28 @@ from bayescompress.fit.skipgram import SkipGram, SkipGramSettings, _step_seeds
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def baseline_pairs_module(revision: str):
-    """bayescompress/fit/pairs.py as it was at ``revision``, imported beside today's modules."""
-    source = subprocess.run(["git", "show", f"{revision}:bayescompress/fit/pairs.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
-    folder = tempfile.mkdtemp()
-    path = Path(folder) / "baseline_pairs.py"
+def baseline_module(revision: str, stem: str, replace: dict[str, str] | None = None):
+    """bayescompress/fit/STEM.py as it was at ``revision`` (None if absent), imported beside today's."""
+    shown = subprocess.run(["git", "show", f"{revision}:bayescompress/fit/{stem}.py"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if shown.returncode:
+        return None
+    source = shown.stdout
+    for old, new in (replace or {}).items():
+        source = source.replace(old, new)
+    path = Path(tempfile.mkdtemp()) / f"baseline_{stem}.py"
     path.write_text(source)
-    name = "bayescompress.fit._baseline_pairs"  # inside the package, so its relative imports work
+    name = f"bayescompress.fit._baseline_{stem}"  # inside the package, so its relative imports work
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def takes_kernels(function) -> bool:
+    """Whether a revision's pair_gradients / lazy_adam_step accepts a StepKernels argument."""
+    return "kernels" in inspect.signature(function).parameters
 
 
 def main() -> None:
@@ -56,15 +67,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--noise-contexts", type=int, default=64)
+    parser.add_argument("--window-weights", default="flat")
+    parser.add_argument("--subsample-tokens", type=float, default=0.0)
+    parser.add_argument("--cache-dir", help="count cache folder (as the fit's --cache-dir)")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--csv")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    counts = count_corpus(args.corpus, CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count,
-                                                     window=args.window), progress=False)
+    torch.set_num_threads(args.threads)
+    options = CorpusOptions(vocab_size=args.vocab_size, min_count=args.min_count, window=args.window,
+                            window_weights=args.window_weights, subsample_tokens=args.subsample_tokens)
+    counts = count_corpus(args.corpus, options, cache_dir=args.cache_dir, progress=False)
     settings = SkipGramSettings(estimator="pairs", batch=args.batch, noise_contexts=args.noise_contexts)
     cpu = torch.device("cpu")
-    baseline = baseline_pairs_module(args.baseline_rev)
-    variants = {"baseline": (baseline, None), "eager": (pairs, StepKernels(compile=False)),
+    baseline_fused = baseline_module(args.baseline_rev, "fused")
+    baseline = baseline_module(args.baseline_rev, "pairs",
+                               {"from .fused import": "from ._baseline_fused import"})
+    baseline_kernels = baseline_fused.StepKernels(compile=True) if baseline_fused else None
+    variants = {"baseline": (baseline, baseline_kernels), "eager": (pairs, StepKernels(compile=False)),
                 "compiled": (pairs, StepKernels(compile=True))}
     states = {}
     for name, (module, _) in variants.items():
@@ -88,7 +107,10 @@ def main() -> None:
                                                 sampler.unreached_contexts, *extra)
         for parameter, gradient in zip(parameters, gradients, strict=True):
             parameter.grad = gradient
-        module.lazy_adam_step(optimizer, *extra)
+        if takes_kernels(module.lazy_adam_step):
+            module.lazy_adam_step(optimizer, *extra)
+        else:
+            module.lazy_adam_step(optimizer)
         return loss
 
     began = time.perf_counter()
@@ -107,7 +129,8 @@ def main() -> None:
     for name in variants:
         row = {"variant": name, "baseline_rev": args.baseline_rev, "vocab": counts.vocab_size,
                "batch": settings.batch, "noise_contexts": settings.noise_contexts, "dim": settings.dim,
-               "steps": args.steps, "compiled": name == "compiled" and variants[name][1].compiled,
+               "steps": args.steps, "threads": args.threads,
+               "compiled": bool(variants[name][1] and variants[name][1].compiled),
                "ms_per_step": round(1000 * seconds[name] / args.steps, 2),
                "cpu_ms_per_step": round(1000 * cpu_seconds[name] / args.steps, 2),
                "pairs_per_s": round(args.steps * settings.batch / seconds[name]),

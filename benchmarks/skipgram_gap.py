@@ -98,7 +98,7 @@ def sgd_on_means(alpha: float, steps: int, batch: int, positive_pairs: float) ->
     adam = skipgram.lazy_adam_step
     done = {"steps": 0}
 
-    def update(optimizer, kernels=None):
+    def update(optimizer):
         fraction = done["steps"] / steps
         done["steps"] += 1
         rate = max(alpha * (1 - fraction), alpha * 1e-4 / 0.025) * batch / positive_pairs
@@ -108,7 +108,7 @@ def sgd_on_means(alpha: float, steps: int, batch: int, positive_pairs: float) ->
                 gradient = parameters[index].grad.coalesce()
                 parameters[index].index_add_(0, gradient.indices()[0], -rate * gradient.values())
                 parameters[index].grad = None  # Adam skips it
-        adam(optimizer, kernels)
+        adam(optimizer)
     skipgram.lazy_adam_step = update
 
 

@@ -150,6 +150,29 @@ def test_the_closed_form_gradients_are_autograds_gradients_of_the_loss():
         np.testing.assert_allclose(gradient.to_dense().numpy(), expected, rtol=1e-9, atol=1e-12)
 
 
+def test_a_loss_value_read_from_some_noise_contexts_is_unbiased_and_leaves_the_gradients_alone():
+    counts = heavy_tailed_counts()
+    guide = random_guide()
+    sampler = PairSampler(counts, NEGATIVES, batch=8, noise_contexts=16, power=0.75, device=CPU)
+    rng = np.random.default_rng(5)
+    full, read_four = [], []
+    for _ in range(3000):
+        batch = sampler.draw(rng)
+        normals = torch.from_numpy(rng.standard_normal((8 + 24, DIM)).astype(np.float32))
+        arguments = (batch, normals[:8], normals[8:], PRIOR_STD, sampler.unreached_words,
+                     sampler.unreached_contexts)
+        value, gradients = pair_gradients(guide, *arguments, value_noise_contexts=4)
+        every, every_gradients = pair_gradients(guide, *arguments, value_noise_contexts=0)
+        for gradient, reference in zip(gradients, every_gradients, strict=True):
+            assert torch.equal(gradient.to_dense(), reference.to_dense())
+        read_four.append(value)
+        full.append(every)
+    assert read_four != full  # four of the sixteen columns: a different number on most steps
+    differences = np.subtract(read_four, full)
+    assert abs(differences.mean()) < 4 * differences.std() / np.sqrt(len(differences))
+    assert differences.std() < 0.1 * abs(np.mean(full))  # a value that still tracks the loss
+
+
 def test_lazy_adam_moves_rows_exactly_as_sparse_adam_does():
     torch.manual_seed(0)
     ours, reference = (torch.randn(6, 3).requires_grad_() for _ in range(2))

@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from .corpus import CoOccurrences
-from .fused import StepKernels
+from .fused import StepKernels, adam_rows_
 
 EAGER = StepKernels(compile=False)
 POOL_FLOATS = 1 << 22  # standard normals drawn once per fit; each step reads a window of them
+# the loss value's negative term reads this many of the M noise contexts (unbiased; gradients use all M)
+VALUE_NOISE_CONTEXTS = 32
 
 
 @dataclass
@@ -181,12 +183,13 @@ def pair_elbo_terms(parameters: list[torch.Tensor], batch: PairBatch, word_norma
 def pair_gradients(parameters: list[torch.Tensor], batch: PairBatch, word_normals: torch.Tensor,
                    context_normals: torch.Tensor, prior_std: float, unreached_words: torch.Tensor,
                    unreached_contexts: torch.Tensor, kernels: StepKernels | None = None,
-                   ) -> tuple[float, list[torch.Tensor]]:
+                   value_noise_contexts: int = VALUE_NOISE_CONTEXTS) -> tuple[float, list[torch.Tensor]]:
     """pair_loss's value and its gradients in closed form, without autograd's graph.
 
     Returns the loss and, per parameter, a coalesced sparse gradient (one row per touched id).
-    The same numbers as ``pair_loss(...).backward()``; ``kernels`` (default: eager) may run the
-    element-wise work compiled.
+    The gradients are ``pair_loss(...).backward()``'s; so is the value when the batch has at most
+    ``value_noise_contexts`` noise contexts (0: all), else it is an unbiased estimate of it from
+    that many. ``kernels`` (default: eager) may run the element-wise work compiled.
     """
     kernels = kernels or EAGER
     locs_u, raw_u, locs_v, raw_v = parameters
@@ -195,7 +198,7 @@ def pair_gradients(parameters: list[torch.Tensor], batch: PairBatch, word_normal
         word_grads, context_grads, log_likelihood, kl = kernels.occurrence_gradients(
             locs_u, raw_u, locs_v, raw_v, batch.words, batch.contexts, word_normals, context_normals,
             batch.positive_weights, batch.negative_weights, batch.word_kl_weights, batch.context_kl_weights,
-            prior_std)
+            prior_std, value_noise_contexts)
         kl = float(kl)
         rows = []
         for ids, grads, unreached, leaf_locs, leaf_raw in (
@@ -226,13 +229,12 @@ def _rows_summed(ids: torch.Tensor, grads: torch.Tensor,
                  for values in (summed[:, :dim], summed[:, dim:]))
 
 
-def lazy_adam_step(optimizer: torch.optim.SparseAdam, kernels: StepKernels | None = None) -> None:
+def lazy_adam_step(optimizer: torch.optim.SparseAdam) -> None:
     """SparseAdam's update for coalesced row-sparse gradients, by row gathers instead of sparse masks.
 
     Same state (step, exp_avg, exp_avg_sq) and the same arithmetic as ``optimizer.step()``, so
     checkpoints hold the optimizer's ordinary state_dict.
     """
-    kernels = kernels or EAGER
     with torch.no_grad():
         for group in optimizer.param_groups:
             beta1, beta2 = group["betas"]
@@ -251,7 +253,5 @@ def lazy_adam_step(optimizer: torch.optim.SparseAdam, kernels: StepKernels | Non
                 state["step"] += 1
                 step = state["step"]
                 step_size = float(group["lr"]) * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-                if kernels.compiled:  # a sparse tensor's values are a view torch.compile cannot trace
-                    values = values.clone()
-                kernels.adam_rows_(param, state["exp_avg"], state["exp_avg_sq"], rows, values,
-                                   step_size, beta1, beta2, group["eps"])
+                adam_rows_(param, state["exp_avg"], state["exp_avg_sq"], rows, values, step_size, beta1,
+                           beta2, group["eps"])

@@ -414,7 +414,7 @@ def _fit_skipgram(counts: CoOccurrences, settings: SkipGramSettings, group: Proc
             return torch.tensor(loss)
 
         def update() -> None:
-            lazy_adam_step(optimizer, kernels)
+            lazy_adam_step(optimizer)
         pairs_per_step = sampler.batch  # positive pairs, each scored against the M shared negatives
     else:
         kernels = None
