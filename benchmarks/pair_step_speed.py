@@ -5,7 +5,11 @@ guide and optimizer), so a busy machine slows them alike and the ratios stay fai
 runs as that revision's fit ran it (compiled where it had compiled kernels). Not run by CI.
 
     python benchmarks/pair_step_speed.py data/corpora/english.txt --vocab-size 30000 --min-count 2 \\
-        --window 5 --baseline-rev 90693f5 --steps 200 --csv benchmarks/results/pair-step-speed.csv
+        --window 5 --window-weights linear --subsample-tokens 1e-3 --baseline-rev f4a66d8 --steps 300 \\
+        --batch 2048 --noise-contexts 256 --threads 2 --csv benchmarks/results/pair-step-speed-threads.csv
+
+(benchmarks/results/pair-step-speed.csv holds the second pass's rows, written before the threads
+and per-variant compiled columns existed.)
 """
 
 from __future__ import annotations
