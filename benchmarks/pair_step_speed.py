@@ -97,6 +97,9 @@ def main() -> None:
         sampler = module.PairSampler(counts, settings.negatives, settings.batch, settings.noise_contexts,
                                      settings.pair_power, cpu)
         states[name] = (parameters, torch.optim.SparseAdam(parameters, lr=settings.lr), sampler)
+    # read once, not inside the timed steps: older revisions' lazy_adam_step took the kernels too
+    adam_takes_kernels = {name: takes_kernels(module.lazy_adam_step)
+                          for name, (module, _) in variants.items()}
     pool = pairs.normal_pool(settings.batch, settings.noise_contexts, settings.dim, 0, cpu)
 
     def step(name: str, index: int) -> float:
@@ -111,10 +114,7 @@ def main() -> None:
                                                 sampler.unreached_contexts, *extra)
         for parameter, gradient in zip(parameters, gradients, strict=True):
             parameter.grad = gradient
-        if takes_kernels(module.lazy_adam_step):
-            module.lazy_adam_step(optimizer, *extra)
-        else:
-            module.lazy_adam_step(optimizer)
+        module.lazy_adam_step(optimizer, *(extra if adam_takes_kernels[name] else ()))
         return loss
 
     began = time.perf_counter()
