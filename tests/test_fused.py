@@ -1,4 +1,4 @@
-"""The pair step's kernels: compiled equals eager, a failed compile falls back, Adam is exact."""
+"""The pair step's kernels: compiled equals eager, a failed compile falls back (Adam: tests/test_pairs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bayescompress.fit import fused
-from bayescompress.fit.fused import StepKernels, adam_rows_, occurrence_gradients
+from bayescompress.fit.fused import StepKernels, occurrence_gradients
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -66,24 +66,6 @@ def test_a_compile_that_fails_warns_once_and_then_runs_eagerly(monkeypatch):
         again = kernels.occurrence_gradients(*arguments)
     for value, reference in zip(again, got, strict=True):
         assert torch.equal(value, reference)
-
-
-def test_adam_rows_moves_only_the_given_rows_as_sparse_adam_does():
-    generator = torch.Generator().manual_seed(1)
-    param = torch.randn(10, 3, generator=generator)
-    reference = param.clone().requires_grad_()
-    optimizer = torch.optim.SparseAdam([reference], lr=0.1)
-    exp_avg, exp_avg_sq = torch.zeros(10, 3), torch.zeros(10, 3)
-    rows = torch.tensor([1, 4, 7])
-    for step in range(1, 4):
-        grad = torch.randn(3, 3, generator=generator)
-        reference.grad = torch.sparse_coo_tensor(rows[None], grad, (10, 3), check_invariants=True).coalesce()
-        optimizer.step()
-        step_size = 0.1 * (1 - 0.999 ** step) ** 0.5 / (1 - 0.9 ** step)
-        adam_rows_(param, exp_avg, exp_avg_sq, rows, grad, step_size, 0.9, 0.999, 1e-8)
-        torch.testing.assert_close(param, reference.detach())
-    untouched = torch.tensor([0, 2, 3, 5, 6, 8, 9])
-    assert torch.equal(exp_avg[untouched], torch.zeros(7, 3))
 
 
 def test_compiling_is_off_when_the_environment_says_so(monkeypatch):
